@@ -15,6 +15,7 @@ pub mod protobuf;
 pub mod secret;
 pub mod secret_bytes;
 pub mod selector;
+pub mod table;
 pub mod validation;
 
 pub use field::{ErrorList, FieldError, FieldErrorKind};

@@ -97,7 +97,10 @@ impl Secret {
 
     /// Total size of all values, the quantity the 1 MiB limit applies to.
     pub fn data_size(&self) -> usize {
-        self.data.as_ref().map(|d| d.values().map(SecretBytes::len).sum()).unwrap_or(0)
+        self.data
+            .as_ref()
+            .map(|d| d.values().map(SecretBytes::len).sum())
+            .unwrap_or(0)
     }
 }
 

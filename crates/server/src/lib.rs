@@ -1,1 +1,544 @@
-//! (in progress)
+//! strongroom's HTTPS API server.
+//!
+//! A request goes: TLS (client certificates verified against the server's CA) → authentication
+//! ([`authn`]) → authorization → routing ([`request`]) → the REST verbs ([`rest`]) → the kind's
+//! [`registry::Strategy`] → the [`strongroom_storage::Store`].
+//!
+//! Architecture invariant: this is the only crate that builds HTTP responses and `metav1.Status`
+//! ([`status::ApiError`]); storage errors arrive typed and are mapped here.
+
+pub mod authn;
+pub mod codec;
+pub mod discovery;
+pub mod object;
+pub mod openapi;
+pub mod pki;
+pub mod registry;
+pub mod request;
+pub mod rest;
+pub mod status;
+pub mod table;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::json;
+use strongroom_storage::Store;
+use strongroom_storage::backend::{Backend, ObjectKey};
+use strongroom_storage::cache::CacheConfig;
+use strongroom_storage::transformer::Transformers;
+use tokio::net::TcpListener;
+use tokio::sync::watch as tokio_watch;
+
+use crate::authn::UserInfo;
+use crate::codec::Resp;
+use crate::object::{Decoder, ServedObject};
+use crate::registry::Registry;
+use crate::request::{Query, Target};
+use crate::status::ApiError;
+
+/// The Kubernetes version strongroom speaks. kubectl's dispatcher picks the client build that
+/// matches `minor`, so this decides which kubectl talks to us.
+pub const KUBERNETES_MAJOR: &str = "1";
+pub const KUBERNETES_MINOR: &str = "32";
+pub const KUBERNETES_GIT_VERSION: &str = "v1.32.5";
+
+/// Everything a running server shares across requests.
+pub struct ApiServer {
+    pub store: Store<ServedObject>,
+    pub registry: Arc<Registry>,
+    /// Signs `continue` tokens, so a client cannot forge a list position.
+    pub continue_key: [u8; 32],
+    /// Flips to true when the server starts draining.
+    pub shutdown: tokio_watch::Receiver<bool>,
+    pub ready: AtomicBool,
+    /// `host:port` clients reach this server at (legacy discovery advertises it).
+    pub advertise: String,
+    /// Discovery and OpenAPI documents never change while the server runs: built once.
+    documents: std::sync::OnceLock<Documents>,
+}
+
+struct Documents {
+    openapi_root: Vec<u8>,
+    openapi: std::collections::HashMap<String, Vec<u8>>,
+}
+
+/// Configuration of the server, built by the binary from flags.
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub transformers: Arc<Transformers>,
+    pub backend: Arc<dyn Backend>,
+    pub cache: CacheConfig,
+    /// Extra names for the serving certificate, beyond localhost, loopback and the host name.
+    pub extra_sans: Vec<String>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+/// The namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn random_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+    k
+}
+
+/// Loads or creates `DIR/<name>` holding 32 random bytes (mode 0600).
+pub fn load_or_create_key(dir: &std::path::Path, name: &str) -> anyhow_free::Result<[u8; 32]> {
+    let path = dir.join(name);
+    if !path.exists() {
+        pki::write_private(&path, &random_key(), 0o600).map_err(|e| e.to_string())?;
+    }
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))
+}
+
+/// A tiny result alias so this crate needs no `anyhow`: errors are messages for the operator.
+pub mod anyhow_free {
+    pub type Result<T> = std::result::Result<T, String>;
+}
+
+/// Runs the server until `stop` resolves, then drains and returns.
+pub async fn run(
+    config: Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow_free::Result<()> {
+    let pki = pki::ServerPki::load_or_create(&config.data_dir, &config.extra_sans)
+        .map_err(|e| e.to_string())?;
+    let server_url = format!("https://{}", display_addr(config.listen));
+    let kubeconfig = pki
+        .ensure_admin_kubeconfig(&config.data_dir, &server_url)
+        .map_err(|e| e.to_string())?;
+    let digest_key = load_or_create_key(&config.data_dir, "last-applied-digest.key")?;
+    let registry = Arc::new(Registry::new(registry::secret::DigestKey::new(digest_key)));
+    let decoder = Arc::new(Decoder {
+        registry: registry.clone(),
+    });
+    let store = Store::open(
+        config.backend.clone(),
+        config.transformers.clone(),
+        decoder,
+        config.cache.clone(),
+    )
+    .await
+    .map_err(|e| format!("cannot open the store: {e}"))?;
+    let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
+    let server = Arc::new(ApiServer {
+        store,
+        registry,
+        continue_key: random_key(),
+        shutdown: shutdown_rx,
+        ready: AtomicBool::new(false),
+        advertise: display_addr(config.listen),
+        documents: std::sync::OnceLock::new(),
+    });
+    bootstrap(&server).await?;
+
+    let tls = tls_config(&pki)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    server.ready.store(true, Ordering::SeqCst);
+    tracing::info!(address = %local, "serving the Kubernetes API over HTTPS");
+    tracing::info!("ready: export KUBECONFIG={}", kubeconfig.display());
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1000)
+        .max_header_list_size(1 << 20)
+        .keep_alive_interval(Duration::from_secs(30));
+    tokio::pin!(stop);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let server = server.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // A stalled handshake must not hold a connection slot forever.
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| authn::user_from_certificate(c.as_ref()));
+            let user = user.map(Arc::new);
+            let service = hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                let user = user.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(server, user, peer, req).await) }
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(tls), service)
+                .into_owned();
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    server.ready.store(false, Ordering::SeqCst);
+    let _ = shutdown_tx.send(true);
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(config.drain_timeout) => tracing::warn!("drain timeout passed; closing remaining connections"),
+    }
+    Ok(())
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        other => other.to_string(),
+    }
+}
+
+fn tls_config(pki: &pki::ServerPki) -> anyhow_free::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot read the CA certificate: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca {
+        roots
+            .add(c)
+            .map_err(|e| format!("cannot use the CA certificate: {e}"))?;
+    }
+    // Requests without a certificate are let through the handshake so they get a proper 401
+    // Status; any certificate presented must chain to our CA and carry clientAuth.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| format!("cannot build the client verifier: {e}"))?;
+    let chain: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("cannot read the serving certificate: {e}"))?;
+    let key: PrivateKeyDer<'static> =
+        rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())
+            .map_err(|e| format!("cannot read the serving key: {e}"))?
+            .ok_or("the serving key file holds no key")?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("cannot use the serving certificate: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Creates the system namespaces and finishes namespaces a crash left terminating.
+async fn bootstrap(server: &Arc<ApiServer>) -> anyhow_free::Result<()> {
+    let now = rest::now_rfc3339();
+    for ns in SYSTEM_NAMESPACES {
+        let key = ObjectKey::cluster("namespaces", ns).map_err(|e| e.to_string())?;
+        if server.store.cache().get(&key).is_some() {
+            continue;
+        }
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": now,
+                         "labels": {"kubernetes.io/metadata.name": ns}},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        match server
+            .store
+            .create(&key, &serde_json::to_vec(&obj).expect("encodes"))
+            .await
+        {
+            Ok(_) | Err(strongroom_storage::StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(format!("cannot create namespace {ns}: {e}")),
+        }
+    }
+    let prefix = ObjectKey::prefix("namespaces", None).map_err(|e| e.to_string())?;
+    let snapshot = server.store.cache().snapshot();
+    for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&prefix)..) {
+        if !key.as_str().starts_with(&prefix) {
+            break;
+        }
+        if let Ok(ns) = &obj.body {
+            if ns.deleting {
+                let server = server.clone();
+                let name = ns.name.clone();
+                tokio::spawn(async move { rest::finalize_namespace(&server, &name).await });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One request, start to finish. Never fails: errors become `Status` responses.
+async fn handle(
+    server: Arc<ApiServer>,
+    user: Option<Arc<UserInfo>>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Resp {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let result = route(&server, user.as_deref(), req).await;
+    let resp = result.unwrap_or_else(|e| codec::error_response(&e));
+    tracing::debug!(
+        %peer, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), %method, %path,
+        code = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request"
+    );
+    resp
+}
+
+/// Paths anyone may probe: they reveal nothing (as Kubernetes' anonymous health endpoints).
+fn is_health(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz")
+}
+
+async fn route(
+    server: &Arc<ApiServer>,
+    user: Option<&UserInfo>,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let path = parts.uri.path();
+    if is_health(path) {
+        return Ok(health(server, path));
+    }
+    let Some(user) = user else {
+        return Err(ApiError::unauthorized());
+    };
+    let target = request::parse_target(&parts.method, path, &query)?;
+    match target {
+        Target::NonResource(p) => {
+            let verb = match parts.method {
+                Method::GET | Method::HEAD => "get",
+                Method::POST => "post",
+                Method::PUT => "put",
+                Method::DELETE => "delete",
+                _ => "unknown",
+            };
+            authn::authorize(user, None, &p, verb)?;
+            non_resource(server, &p, &parts.headers, &parts.method)
+        }
+        Target::Resource(info) => {
+            authn::authorize(user, Some(&info), path, info.verb)?;
+            let Some(strategy) = server
+                .registry
+                .lookup(&info.group, &info.version, &info.resource)
+            else {
+                return Err(ApiError::not_found_path());
+            };
+            // The request's scope must be the resource's scope (CVE-2019-11247).
+            let namespaced = strategy.info().namespaced;
+            let scope_ok = match (&info.namespace, &info.name) {
+                (Some(_), _) => namespaced,
+                (None, Some(_)) => !namespaced,
+                (None, None) => {
+                    matches!(info.verb, "list" | "watch" | "create" | "deletecollection")
+                        && (!namespaced || matches!(info.verb, "list" | "watch"))
+                }
+            };
+            if !scope_ok || info.subresource.is_some() {
+                return Err(ApiError::not_found_path());
+            }
+            let ctx = rest::Ctx {
+                server,
+                info: &info,
+                strategy,
+                query: &query,
+                headers: &parts.headers,
+            };
+            let read = |body: Incoming| codec::read_body(body, &parts.headers);
+            match (info.verb, info.name.as_deref()) {
+                ("get", Some(name)) => rest::get(&ctx, name).await,
+                ("list", None) => rest::list(&ctx).await,
+                ("watch", _) => rest::watch(&ctx).await,
+                ("create", None) => rest::create(&ctx, read(body).await?).await,
+                ("update", Some(name)) => rest::update(&ctx, name, read(body).await?).await,
+                ("patch", Some(name)) => rest::patch(&ctx, name, read(body).await?).await,
+                ("delete", Some(name)) => rest::delete(&ctx, name, read(body).await?).await,
+                ("deletecollection", None) => {
+                    rest::delete_collection(&ctx, read(body).await?).await
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+    }
+}
+
+fn health(server: &ApiServer, path: &str) -> Resp {
+    let ok = match path {
+        "/readyz" => server.ready.load(Ordering::SeqCst),
+        _ => true,
+    };
+    let mut r = http::Response::new(codec::full(if ok { "ok" } else { "not ready" }));
+    *r.status_mut() = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn non_resource(
+    server: &ApiServer,
+    path: &str,
+    headers: &http::HeaderMap,
+    method: &Method,
+) -> Result<Resp, ApiError> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return Err(ApiError::method_not_allowed());
+    }
+    let resources: Vec<&registry::ResourceInfo> = server.registry.all().map(|s| s.info()).collect();
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let ok = |v: serde_json::Value| Ok(codec::value_response(StatusCode::OK, &v));
+    match path {
+        "/version" => ok(json!({
+            "major": KUBERNETES_MAJOR, "minor": KUBERNETES_MINOR, "gitVersion": KUBERNETES_GIT_VERSION,
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+            "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc",
+            "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+            "strongroomVersion": env!("CARGO_PKG_VERSION"),
+        })),
+        "/api" | "/apis" => {
+            let core = path == "/api";
+            match discovery::negotiate(accept) {
+                discovery::DiscoveryFormat::Legacy => {
+                    let doc = if core {
+                        discovery::api_versions(&server.advertise)
+                    } else {
+                        discovery::api_group_list(&resources)
+                    };
+                    let mut r = codec::value_response(StatusCode::OK, &doc);
+                    r.headers_mut()
+                        .insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+                    Ok(r)
+                }
+                format => {
+                    let doc = discovery::aggregated(&resources, core, format);
+                    let mut r = codec::value_response(StatusCode::OK, &doc);
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(format.content_type()),
+                    );
+                    r.headers_mut()
+                        .insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+                    Ok(r)
+                }
+            }
+        }
+        "/openapi/v3" => Ok(codec::json_response(
+            StatusCode::OK,
+            server.documents(&resources).openapi_root.clone(),
+        )),
+        "/openapi/v2" => Err(ApiError::not_found_path()),
+        _ => {
+            let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            let doc = match segs.as_slice() {
+                ["api", "v1"] => discovery::api_resource_list(&resources, "", "v1"),
+                ["apis", g] => discovery::api_group(&resources, g),
+                ["apis", g, v] => discovery::api_resource_list(&resources, g, v),
+                ["openapi", "v3", ..] => {
+                    let docs = server.documents(&resources);
+                    let key = path.trim_start_matches("/openapi/v3/");
+                    return docs
+                        .openapi
+                        .get(key)
+                        .map(|d| codec::json_response(StatusCode::OK, d.clone()))
+                        .ok_or_else(ApiError::not_found_path);
+                }
+                _ => None,
+            };
+            doc.map(|d| codec::value_response(StatusCode::OK, &d))
+                .ok_or_else(ApiError::not_found_path)
+        }
+    }
+}
+
+impl ApiServer {
+    fn documents(&self, resources: &[&registry::ResourceInfo]) -> &Documents {
+        self.documents.get_or_init(|| {
+            let mut openapi = std::collections::HashMap::new();
+            let mut gvs: Vec<(&str, &str)> =
+                resources.iter().map(|r| (r.group, r.version)).collect();
+            gvs.sort();
+            gvs.dedup();
+            for (g, v) in gvs {
+                if let Some(doc) = openapi::group_version(resources, g, v) {
+                    let key = if g.is_empty() {
+                        format!("api/{v}")
+                    } else {
+                        format!("apis/{g}/{v}")
+                    };
+                    openapi.insert(key, serde_json::to_vec(&doc).unwrap_or_default());
+                }
+            }
+            Documents {
+                openapi_root: serde_json::to_vec(&openapi::root(resources)).unwrap_or_default(),
+                openapi,
+            }
+        })
+    }
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}

@@ -1,2 +1,238 @@
-//! (in progress)
-fn main() {}
+//! The `strongroom` binary: flags → configuration → wiring. No business rules live here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use strongroom_storage::backend::{Backend, WriteOp, WriteOutcome};
+use strongroom_storage::cache::CacheConfig;
+use strongroom_storage::embedded::{EmbeddedBackend, EmbeddedConfig};
+use strongroom_storage::transformer::Transformers;
+
+#[derive(Parser)]
+#[command(
+    name = "strongroom",
+    version,
+    about = "Kubernetes Secrets done right, in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Kubernetes API for Secrets over HTTPS.
+    Server(ServerArgs),
+    /// Administrative tasks on a data directory.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Parser)]
+struct ServerArgs {
+    /// Where the store, certificates, keys and the admin kubeconfig live.
+    #[arg(long, default_value = "strongroom-data")]
+    data_dir: PathBuf,
+    /// The address to serve HTTPS on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: std::net::SocketAddr,
+    /// A Kubernetes EncryptionConfiguration (apiserver.config.k8s.io/v1). Without it, a key
+    /// generated in the data directory encrypts everything with aesgcm.
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
+    /// Allow an encryption configuration that stores Secrets in plaintext (identity first).
+    #[arg(long)]
+    allow_plaintext_at_rest: bool,
+    /// How long the watch history is kept, so clients can resume watches (e.g. 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    watch_history: Duration,
+    /// Extra host names or IPs for the serving certificate (only used when it is first created).
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Rewrite every stored object with the current write key (run after adding a new key first
+    /// in the encryption configuration and restarting). Run it with the server stopped.
+    Reencrypt {
+        #[arg(long, default_value = "strongroom-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        encryption_provider_config: Option<PathBuf>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("invalid duration {s:?}: use s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn load_transformers(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<Transformers> {
+    match config {
+        Some(path) => Transformers::from_config_file(path).with_context(|| {
+            format!(
+                "cannot load the encryption configuration {}",
+                path.display()
+            )
+        }),
+        None => Transformers::load_or_generate_default(data_dir)
+            .context("cannot load the generated encryption key"),
+    }
+}
+
+fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("store.redb")
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Server(args) => runtime.block_on(serve(args)),
+        Command::Admin(AdminCommand::Reencrypt {
+            data_dir,
+            encryption_provider_config,
+        }) => runtime.block_on(reencrypt(&data_dir, encryption_provider_config.as_deref())),
+    }
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    restrict_dir(&args.data_dir)?;
+    let transformers =
+        load_transformers(&args.data_dir, args.encryption_provider_config.as_deref())?;
+    if transformers.writes_plaintext("secrets") && !args.allow_plaintext_at_rest {
+        bail!(
+            "the encryption configuration stores secrets in plaintext (identity is the first provider); \
+             refusing to start without --allow-plaintext-at-rest"
+        );
+    }
+    if transformers.writes_plaintext("secrets") {
+        tracing::warn!("secrets are stored in plaintext at rest (--allow-plaintext-at-rest)");
+    }
+    let embedded = EmbeddedConfig {
+        history_window: args.watch_history,
+        ..EmbeddedConfig::new(store_path(&args.data_dir))
+    };
+    let backend: Arc<dyn Backend> =
+        Arc::new(EmbeddedBackend::open(embedded).context("cannot open the embedded store")?);
+    let cache = CacheConfig {
+        history_window: args.watch_history,
+        ..CacheConfig::default()
+    };
+    let config = strongroom_server::Config {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        transformers: Arc::new(transformers),
+        backend,
+        cache,
+        extra_sans: args.tls_sans,
+        drain_timeout: Duration::from_secs(30),
+    };
+    strongroom_server::run(config, shutdown_signal())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The data directory holds keys: keep it private to its owner.
+fn restrict_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict permissions of {}", dir.display()))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+async fn reencrypt(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<()> {
+    let transformers = load_transformers(data_dir, config)?;
+    let path = store_path(data_dir);
+    if !path.exists() {
+        bail!("no store at {}", path.display());
+    }
+    let backend = EmbeddedBackend::open(EmbeddedConfig::new(&path))
+        .context("cannot open the store (is the server still running? stop it first)")?;
+    let mut before: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut rewritten = 0u64;
+    for kv in backend.raw_objects()? {
+        let transformer = transformers.for_resource(kv.key.resource());
+        *before.entry(transformer.describe(&kv.value)).or_default() += 1;
+        let (plain, stale) = transformer
+            .transform_from_storage(&kv.value, kv.key.as_str())
+            .with_context(|| format!("cannot decrypt {}: no configured key reads it", kv.key))?;
+        if !stale {
+            continue;
+        }
+        let value = transformer.transform_to_storage(plain.expose(), kv.key.as_str())?;
+        let op = WriteOp::Update {
+            key: kv.key.clone(),
+            value,
+            expected_mod_revision: kv.mod_revision,
+        };
+        match backend.write(op).await? {
+            WriteOutcome::Done { .. } => rewritten += 1,
+            other => bail!(
+                "{} changed during re-encryption ({other:?}); run again",
+                kv.key
+            ),
+        }
+    }
+    let mut after: std::collections::BTreeMap<String, u64> = Default::default();
+    for kv in backend.raw_objects()? {
+        *after
+            .entry(
+                transformers
+                    .for_resource(kv.key.resource())
+                    .describe(&kv.value),
+            )
+            .or_default() += 1;
+    }
+    println!("rewrote {rewritten} objects with the current write key");
+    println!("before: {}", summary(&before));
+    println!("after:  {}", summary(&after));
+    Ok(())
+}
+
+fn summary(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "no objects".into();
+    }
+    counts
+        .iter()
+        .map(|(k, n)| format!("{n} with {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

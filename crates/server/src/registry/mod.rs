@@ -1,0 +1,145 @@
+//! The registry: what each kind is (its [`ResourceInfo`]) and how it is written (its
+//! [`Strategy`]: normalization, defaults, validation, table columns, selectable fields), as
+//! kube-apiserver's `pkg/registry/<group>/<kind>/strategy.go` files do.
+//!
+//! Architecture invariant: strategies are pure functions of their inputs (objects as
+//! `serde_json::Value`, the clock passed in); they never touch storage or HTTP.
+
+pub mod namespace;
+pub mod secret;
+
+use serde_json::Value;
+use strongroom_api::ErrorList;
+use strongroom_api::patch::StrategicSchema;
+
+use crate::status::{ApiError, Qualified};
+
+/// Everything discovery, OpenAPI, routing and messages need to know about a resource.
+#[derive(Debug)]
+pub struct ResourceInfo {
+    /// API group; `""` for core.
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub list_kind: &'static str,
+    /// Lower-case plural, as in URLs: `secrets`.
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    /// Field selectors this resource accepts (Kubernetes' field label conversions for the kind).
+    pub selectable_fields: &'static [&'static str],
+}
+
+impl ResourceInfo {
+    /// `v1` for core, `group/version` otherwise.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn qualified(&self) -> Qualified<'static> {
+        Qualified {
+            group: self.group,
+            plural: self.plural,
+        }
+    }
+}
+
+pub const STANDARD_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// One column of a kind's server-side Table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub type_: &'static str,
+    pub format: &'static str,
+    pub description: &'static str,
+    pub priority: i32,
+}
+
+/// One cell of a row. Age is computed when the table is rendered, from the object's
+/// `creationTimestamp`, exactly as kubectl shows it.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    Name,
+    Age,
+    Value(Value),
+}
+
+pub trait Strategy: Send + Sync + 'static {
+    fn info(&self) -> &'static ResourceInfo;
+
+    /// Turns a decoded request object into the canonical stored form through the kind's typed
+    /// model (defaults, `stringData` folding, …). Returns the unknown fields it dropped (paths),
+    /// which `fieldValidation` turns into errors or warnings.
+    fn normalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError>;
+
+    /// Fills kind-specific fields of a new object (status, finalizers).
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    /// Carries fields a client may not change on update (status, spec.finalizers) over from `old`.
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Kind-specific validation of a new object (object metadata is validated by the caller).
+    fn validate(&self, obj: &Value) -> ErrorList;
+
+    /// Kind-specific validation of an update (object metadata rules included).
+    fn validate_update(&self, new: &Value, old: &Value) -> ErrorList;
+
+    /// The values of `selectable_fields` for field selectors.
+    fn fields(&self, obj: &Value) -> Vec<(&'static str, String)>;
+
+    fn columns(&self) -> &'static [Column];
+
+    fn cells(&self, obj: &Value) -> Vec<Cell>;
+
+    fn strategic_schema(&self) -> &StrategicSchema;
+}
+
+/// All kinds strongroom serves.
+pub struct Registry {
+    strategies: Vec<Box<dyn Strategy>>,
+}
+
+impl Registry {
+    pub fn new(digest_key: secret::DigestKey) -> Self {
+        Registry {
+            strategies: vec![
+                Box::new(secret::SecretStrategy::new(digest_key)),
+                Box::new(namespace::NamespaceStrategy::new()),
+            ],
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &dyn Strategy> {
+        self.strategies.iter().map(|s| s.as_ref())
+    }
+
+    /// The strategy for `group`/`version`/`plural`, if served.
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&dyn Strategy> {
+        self.all().find(|s| {
+            let i = s.info();
+            i.group == group && i.version == version && i.plural == plural
+        })
+    }
+
+    /// The strategy that owns a storage resource segment (`secrets`).
+    pub fn for_storage_resource(&self, plural: &str) -> Option<&dyn Strategy> {
+        self.all().find(|s| s.info().plural == plural)
+    }
+}

@@ -1,0 +1,167 @@
+//! Watch streams: newline-delimited `WatchEvent` JSON over a chunked response.
+//!
+//! Each watcher runs one task that reads shared cache events, applies its selectors (turning
+//! selector transitions into ADDED/DELETED as kube-apiserver's cacher does) and writes frames.
+//! The stream ends at the watch's timeout, at server shutdown, when the client goes away, or when
+//! the watcher falls too far behind (it then resumes from its last resourceVersion).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::json;
+use strongroom_storage::cache::{CacheEvent, EventType, WatchStream};
+use tokio::sync::mpsc;
+
+use crate::ApiServer;
+use crate::codec::{Output, Resp};
+use crate::object::ServedObject;
+use crate::registry::{ResourceInfo, Strategy};
+use crate::rest::Filter;
+use crate::table;
+
+pub struct Options {
+    pub output: Output,
+    pub bookmarks: bool,
+    /// Send a BOOKMARK annotated `k8s.io/initial-events-end` after the initial events
+    /// (`sendInitialEvents=true`, the watch-list protocol).
+    pub send_initial_events_end: bool,
+    pub timeout: Duration,
+    /// Only this object (the deprecated `/watch/.../{name}` form).
+    pub name: Option<String>,
+}
+
+/// How often an idle watch that asked for bookmarks gets one (kube-apiserver: about a minute).
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+pub fn serve(
+    server: Arc<ApiServer>,
+    info: &'static ResourceInfo,
+    stream: WatchStream<ServedObject>,
+    filter: Filter,
+    opts: Options,
+) -> Resp {
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(64);
+    tokio::spawn(run(server, info, stream, filter, opts, tx));
+    let body = StreamBody::new(tokio_stream_from(rx)).boxed();
+    let mut r = http::Response::new(body);
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// What one cache event means for this watcher.
+fn translate(
+    ev: &CacheEvent<ServedObject>,
+    filter: &Filter,
+    name: Option<&str>,
+) -> Option<&'static str> {
+    let ok = |o: &ServedObject| filter.matches(o) && name.is_none_or(|n| o.name == n);
+    let now = ev.object.body.as_ref().ok().map(ok)?;
+    let before = ev.prev.as_ref().and_then(|p| p.body.as_ref().ok()).map(ok);
+    match ev.kind {
+        EventType::Added => now.then_some("ADDED"),
+        EventType::Deleted => now.then_some("DELETED"),
+        EventType::Modified => match (before.unwrap_or(now), now) {
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        },
+    }
+}
+
+fn event_line(
+    strategy: &dyn Strategy,
+    output: Output,
+    kind: &str,
+    obj: &ServedObject,
+    revision: u64,
+) -> Bytes {
+    let mut line = Vec::with_capacity(obj.json.len() + 40);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    match output {
+        Output::Json => line.extend_from_slice(obj.json.expose()),
+        Output::Table(include) => {
+            let t = table::event_table(strategy, obj, include, revision);
+            line.extend_from_slice(&serde_json::to_vec(&t).unwrap_or_default());
+        }
+    }
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+fn bookmark_line(info: &'static ResourceInfo, revision: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": revision.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let ev = json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}});
+    let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+async fn run(
+    server: Arc<ApiServer>,
+    info: &'static ResourceInfo,
+    mut stream: WatchStream<ServedObject>,
+    filter: Filter,
+    opts: Options,
+    tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+) {
+    let deadline = tokio::time::sleep(opts.timeout);
+    tokio::pin!(deadline);
+    let mut shutdown = server.shutdown.clone();
+    let mut last_revision = server.store.cache().revision();
+    let mut bookmark = tokio::time::interval(BOOKMARK_INTERVAL);
+    bookmark.reset();
+    let mut initial_pending = opts.send_initial_events_end;
+    loop {
+        if initial_pending && stream.replay_done() {
+            initial_pending = false;
+            let rev = server.store.cache().revision().max(last_revision);
+            if tx
+                .send(Ok(Frame::data(bookmark_line(info, rev, true))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = &mut deadline => return,
+            _ = shutdown.changed() => return,
+            _ = bookmark.tick(), if opts.bookmarks => {
+                if tx.send(Ok(Frame::data(bookmark_line(info, last_revision, false)))).await.is_err() {
+                    return;
+                }
+            }
+            next = stream.next() => {
+                let Ok(ev) = next else { return };
+                last_revision = last_revision.max(ev.revision);
+                let Some(kind) = translate(&ev, &filter, opts.name.as_deref()) else { continue };
+                let Ok(obj) = ev.object.body.as_ref() else { continue };
+                let Some(strategy) = server.registry.lookup(info.group, info.version, info.plural) else { return };
+                let line = event_line(strategy, opts.output, kind, obj, ev.revision);
+                if tx.send(Ok(Frame::data(line))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! HTTP-level behaviour: authentication, health, limits, watch expiry, shutdown.
+
+use std::time::Duration;
+
+use http::Request;
+
+use crate::server;
+
+async fn raw(client: &kube::Client, req: Request<Vec<u8>>) -> (u16, String) {
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_unauthorized_but_health_is_open() {
+    let s = server();
+    let anon = s.anonymous_client().await;
+    let (code, body) = raw(
+        &anon,
+        Request::get("/api/v1/namespaces/default/secrets")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 401);
+    assert_eq!(
+        body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#
+    );
+    let (code, _) = raw(&anon, Request::get("/version").body(vec![]).unwrap()).await;
+    assert_eq!(code, 401);
+    for p in ["/healthz", "/livez", "/readyz"] {
+        let (code, body) = raw(&anon, Request::get(p).body(vec![]).unwrap()).await;
+        assert_eq!((code, body.as_str()), (200, "ok"), "{p}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_while_reading() {
+    let s = server();
+    let client = s.client().await;
+    let body = vec![b' '; 3 * 1024 * 1024 + 1];
+    let req = Request::post("/api/v1/namespaces/default/secrets")
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    let (code, body) = raw(&client, req).await;
+    assert_eq!(code, 413, "{body}");
+    assert!(
+        body.contains("\"reason\":\"RequestEntityTooLarge\""),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_keys_and_bad_base64_are_rejected_without_echo() {
+    let s = server();
+    let client = s.client().await;
+    let post = |body: &str| {
+        Request::post("/api/v1/namespaces/default/secrets?fieldValidation=Strict")
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    };
+    let (code, body) = raw(
+        &client,
+        post(r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"d"},"data":{"a":"Yg=="},"data":{"a":"Yw=="}}"#),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("duplicate field"), "{body}");
+    let (code, body) =
+        raw(&client, post(r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"},"data":{"a":"canary!!value"}}"#)).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        !body.contains("canary"),
+        "the error echoes the value: {body}"
+    );
+    let (code, _) = raw(
+        &client,
+        Request::get("/api/v1/namespaces/default/secrets/b")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn watch_from_a_compacted_revision_is_expired() {
+    let s = crate::server_with(&["--watch-history", "0s"]);
+    let client = s.client().await;
+    // min_history keeps the last 1000 events whatever the window, so push past it.
+    for i in 0..1100 {
+        let body = format!(r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"e{i}"}}}}"#);
+        let req = Request::post("/api/v1/namespaces/default/secrets")
+            .header("content-type", "application/json")
+            .body(body.into_bytes())
+            .unwrap();
+        let (code, _) = raw(&client, req).await;
+        assert_eq!(code, 201);
+    }
+    let (code, body) = raw(
+        &client,
+        Request::get("/api/v1/namespaces/default/secrets?watch=true&resourceVersion=2")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 410, "{body}");
+    assert!(
+        body.contains("\"reason\":\"Expired\"") && body.contains("too old resource version: 2 ("),
+        "{body}"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let mut s = server();
+    s.kubectl(&["create", "secret", "generic", "x", "--from-literal=a=b"])
+        .ok();
+    // A long-lived watch must not keep the server from stopping.
+    let mut watch = s
+        .kubectl_cmd()
+        .args(["get", "secrets", "-w"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

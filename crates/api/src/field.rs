@@ -51,24 +51,12 @@ impl fmt::Display for BadValue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldErrorKind {
     Required,
-    Invalid {
-        value: BadValue,
-    },
+    Invalid { value: BadValue },
     Forbidden,
-    TooLong {
-        max: usize,
-    },
-    TooMany {
-        max: usize,
-        actual: usize,
-    },
-    NotSupported {
-        value: BadValue,
-        supported: Vec<String>,
-    },
-    Duplicate {
-        value: BadValue,
-    },
+    TooLong { max: usize },
+    TooMany { max: usize, actual: usize },
+    NotSupported { value: BadValue, supported: Vec<String> },
+    Duplicate { value: BadValue },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,44 +69,18 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            kind: FieldErrorKind::Required,
-            field: field.into(),
-            detail: detail.into(),
-        }
+        Self { kind: FieldErrorKind::Required, field: field.into(), detail: detail.into() }
     }
-    pub fn invalid(
-        field: impl Into<String>,
-        value: impl Into<BadValue>,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            kind: FieldErrorKind::Invalid {
-                value: value.into(),
-            },
-            field: field.into(),
-            detail: detail.into(),
-        }
+    pub fn invalid(field: impl Into<String>, value: impl Into<BadValue>, detail: impl Into<String>) -> Self {
+        Self { kind: FieldErrorKind::Invalid { value: value.into() }, field: field.into(), detail: detail.into() }
     }
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            kind: FieldErrorKind::Forbidden,
-            field: field.into(),
-            detail: detail.into(),
-        }
+        Self { kind: FieldErrorKind::Forbidden, field: field.into(), detail: detail.into() }
     }
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
-        Self {
-            kind: FieldErrorKind::TooLong { max },
-            field: field.into(),
-            detail: String::new(),
-        }
+        Self { kind: FieldErrorKind::TooLong { max }, field: field.into(), detail: String::new() }
     }
-    pub fn not_supported(
-        field: impl Into<String>,
-        value: impl Into<BadValue>,
-        supported: &[&str],
-    ) -> Self {
+    pub fn not_supported(field: impl Into<String>, value: impl Into<BadValue>, supported: &[&str]) -> Self {
         Self {
             kind: FieldErrorKind::NotSupported {
                 value: value.into(),
@@ -129,13 +91,7 @@ impl FieldError {
         }
     }
     pub fn duplicate(field: impl Into<String>, value: impl Into<BadValue>) -> Self {
-        Self {
-            kind: FieldErrorKind::Duplicate {
-                value: value.into(),
-            },
-            field: field.into(),
-            detail: String::new(),
-        }
+        Self { kind: FieldErrorKind::Duplicate { value: value.into() }, field: field.into(), detail: String::new() }
     }
 
     /// The `reason` of a `StatusCause`.
@@ -157,16 +113,11 @@ impl FieldError {
             FieldErrorKind::Required => ("Required value".to_string(), None),
             FieldErrorKind::Invalid { value } => ("Invalid value".to_string(), Some(value)),
             FieldErrorKind::Forbidden => ("Forbidden".to_string(), None),
-            FieldErrorKind::TooLong { max } => {
-                (format!("Too long: may not be more than {max} bytes"), None)
+            FieldErrorKind::TooLong { max } => (format!("Too long: may not be more than {max} bytes"), None),
+            FieldErrorKind::TooMany { max, actual } => {
+                (format!("Too many: {actual}: must have at most {max} items"), None)
             }
-            FieldErrorKind::TooMany { max, actual } => (
-                format!("Too many: {actual}: must have at most {max} items"),
-                None,
-            ),
-            FieldErrorKind::NotSupported { value, .. } => {
-                ("Unsupported value".to_string(), Some(value))
-            }
+            FieldErrorKind::NotSupported { value, .. } => ("Unsupported value".to_string(), Some(value)),
             FieldErrorKind::Duplicate { value } => ("Duplicate value".to_string(), Some(value)),
         };
         let mut s = head;
@@ -202,11 +153,7 @@ pub type ErrorList = Vec<FieldError>;
 /// printed once, one error as is, several as `[a, b]`.
 pub fn aggregate_message(errs: &[FieldError]) -> String {
     let mut seen = std::collections::HashSet::new();
-    let unique: Vec<String> = errs
-        .iter()
-        .map(|e| e.to_string())
-        .filter(|m| seen.insert(m.clone()))
-        .collect();
+    let unique: Vec<String> = errs.iter().map(|e| e.to_string()).filter(|m| seen.insert(m.clone())).collect();
     match unique.as_slice() {
         [one] => one.clone(),
         many => format!("[{}]", many.join(", ")),
@@ -306,10 +253,7 @@ mod tests {
 
     #[test]
     fn messages_match_kubernetes() {
-        assert_eq!(
-            FieldError::required("data[tls.crt]", "").to_string(),
-            "data[tls.crt]: Required value"
-        );
+        assert_eq!(FieldError::required("data[tls.crt]", "").to_string(), "data[tls.crt]: Required value");
         assert_eq!(
             FieldError::invalid("type", "kubernetes.io/tls", "field is immutable").to_string(),
             "type: Invalid value: \"kubernetes.io/tls\": field is immutable"
@@ -318,14 +262,8 @@ mod tests {
             FieldError::forbidden("data", "field is immutable when `immutable` is set").to_string(),
             "data: Forbidden: field is immutable when `immutable` is set"
         );
-        let errs = vec![
-            FieldError::required("data[tls.crt]", ""),
-            FieldError::required("data[tls.key]", ""),
-        ];
-        assert_eq!(
-            aggregate_message(&errs),
-            "[data[tls.crt]: Required value, data[tls.key]: Required value]"
-        );
+        let errs = vec![FieldError::required("data[tls.crt]", ""), FieldError::required("data[tls.key]", "")];
+        assert_eq!(aggregate_message(&errs), "[data[tls.crt]: Required value, data[tls.key]: Required value]");
     }
 
     #[test]
@@ -353,10 +291,7 @@ mod tests {
             "Required value: name or generateName is required"
         );
         // An empty path still gets Go's "%s: %s" shape.
-        assert_eq!(
-            FieldError::too_long("", 1).to_string(),
-            ": Too long: may not be more than 1 bytes"
-        );
+        assert_eq!(FieldError::too_long("", 1).to_string(), ": Too long: may not be more than 1 bytes");
     }
 
     #[test]
@@ -371,17 +306,11 @@ mod tests {
         let cases = [
             ("abc", r#""abc""#),
             ("a\"b\\c", r#""a\"b\\c""#),
-            (
-                "tab\tnl\n\r\u{7}\u{8}\u{b}\u{c}",
-                r#""tab\tnl\n\r\a\b\v\f""#,
-            ),
+            ("tab\tnl\n\r\u{7}\u{8}\u{b}\u{c}", r#""tab\tnl\n\r\a\b\v\f""#),
             ("\0\u{1f}\u{7f}", r#""\x00\x1f\x7f""#),
             ("\u{80}\u{9f}", r#""\u0080\u009f""#),
             ("caf\u{e9} \u{1f600}", "\"caf\u{e9} \u{1f600}\""),
-            (
-                "\u{a0}\u{200d}\u{202e}\u{feff}",
-                r#""\u00a0\u200d\u202e\ufeff""#,
-            ),
+            ("\u{a0}\u{200d}\u{202e}\u{feff}", r#""\u00a0\u200d\u202e\ufeff""#),
             ("\u{e000}\u{10fffd}", r#""\ue000\U0010fffd""#),
             ("e\u{301}", "\"e\u{301}\""),
             ("\u{430}", "\"\u{430}\""),

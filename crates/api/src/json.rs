@@ -44,11 +44,7 @@ pub enum DecodeError {
     /// JSON that does not parse; `reason` is serde_json's description of the problem, which
     /// never quotes the input.
     #[error("json parse error: {reason} at line {line} column {column}")]
-    Syntax {
-        reason: String,
-        line: usize,
-        column: usize,
-    },
+    Syntax { reason: String, line: usize, column: usize },
     #[error(
         "json parse error: exceeded max depth of {MAX_DEPTH} nested arrays and objects at line {line} column {column}"
     )]
@@ -67,11 +63,7 @@ pub enum DecodeError {
     MultipleDocuments,
     /// A value of the wrong JSON kind; `field` is `Kind.path` (`Secret.data`).
     #[error("json: cannot unmarshal {found} into field {field}: expected {expected}")]
-    Type {
-        found: &'static str,
-        field: String,
-        expected: String,
-    },
+    Type { found: &'static str, field: String, expected: String },
     #[error("json: invalid value in field {field}: expected {expected}")]
     InvalidValue { field: String, expected: String },
     #[error("json: invalid length of field {field}: expected {expected}")]
@@ -145,11 +137,7 @@ impl ParseState {
 }
 
 fn join_key(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 /// Builds a `Value` from any self-describing format, refusing duplicate keys (with their path)
@@ -191,10 +179,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         self.state.charge(1)?;
-        Number::from_f64(v).map(Value::Number).ok_or_else(|| {
-            self.state
-                .yaml_problem("non-finite numbers have no JSON form")
-        })
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| self.state.yaml_problem("non-finite numbers have no JSON form"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
@@ -232,10 +219,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         self.state.charge(1)?;
         let mut items = Vec::new();
         loop {
-            let seed = ValueSeed {
-                state: self.state,
-                path: format!("{}[{}]", self.path, items.len()),
-            };
+            let seed = ValueSeed { state: self.state, path: format!("{}[{}]", self.path, items.len()) };
             match seq.next_element_seed(seed)? {
                 Some(v) => items.push(v),
                 None => return Ok(Value::Array(items)),
@@ -252,10 +236,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                 self.state.duplicate.borrow_mut().get_or_insert(path);
                 return Err(de::Error::custom("duplicate field"));
             }
-            let value = map.next_value_seed(ValueSeed {
-                state: self.state,
-                path,
-            })?;
+            let value = map.next_value_seed(ValueSeed { state: self.state, path })?;
             object.insert(key, value);
         }
         Ok(Value::Object(object))
@@ -318,9 +299,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
-        Err(self
-            .state
-            .yaml_problem("a sequence cannot be an object key"))
+        Err(self.state.yaml_problem("a sequence cannot be an object key"))
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
@@ -333,9 +312,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 }
 
 fn check_utf8(body: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(body).map_err(|e| DecodeError::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })
+    std::str::from_utf8(body).map_err(|e| DecodeError::InvalidUtf8 { offset: e.valid_up_to() })
 }
 
 /// Parses a JSON request body strictly: one JSON value, valid UTF-8, at most [`MAX_DEPTH`]
@@ -344,13 +321,10 @@ pub fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
     let text = check_utf8(body)?;
     let state = ParseState::new(usize::MAX);
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = ValueSeed {
-        state: &state,
-        path: String::new(),
-    }
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|()| v))
-    .map_err(|e| json_error(&e, &state))?;
+    let value = ValueSeed { state: &state, path: String::new() }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| json_error(&e, &state))?;
     Ok(value)
 }
 
@@ -367,17 +341,9 @@ fn json_error(e: &serde_json::Error, state: &ParseState) -> DecodeError {
         return DecodeError::TooDeep { line, column };
     }
     if e.classify() == serde_json::error::Category::Eof {
-        return DecodeError::Syntax {
-            reason: "unexpected end of JSON input".to_string(),
-            line,
-            column,
-        };
+        return DecodeError::Syntax { reason: "unexpected end of JSON input".to_string(), line, column };
     }
-    DecodeError::Syntax {
-        reason,
-        line,
-        column,
-    }
+    DecodeError::Syntax { reason, line, column }
 }
 
 /// Parses a single-document YAML request body into the JSON value Kubernetes converts it to,
@@ -391,20 +357,12 @@ pub fn parse_yaml(body: &[u8]) -> Result<Value, DecodeError> {
     let Some(first) = documents.next() else {
         return Ok(Value::Null);
     };
-    let value = ValueSeed {
-        state: &state,
-        path: String::new(),
-    }
-    .deserialize(first)
-    .map_err(|e| yaml_error(&e, &state))?;
+    let value =
+        ValueSeed { state: &state, path: String::new() }.deserialize(first).map_err(|e| yaml_error(&e, &state))?;
     if let Some(second) = documents.next() {
         // A trailing `---` with nothing after it is an empty document, and harmless.
-        let rest = ValueSeed {
-            state: &state,
-            path: String::new(),
-        }
-        .deserialize(second)
-        .map_err(|e| yaml_error(&e, &state))?;
+        let rest =
+            ValueSeed { state: &state, path: String::new() }.deserialize(second).map_err(|e| yaml_error(&e, &state))?;
         if rest != Value::Null || documents.next().is_some() {
             return Err(DecodeError::MultipleDocuments);
         }
@@ -420,9 +378,7 @@ fn yaml_error(e: &serde_yaml_ng::Error, state: &ParseState) -> DecodeError {
         return DecodeError::ExcessiveAliasing;
     }
     if let Some(problem) = *state.yaml_problem.borrow() {
-        return DecodeError::Yaml {
-            reason: position(e).map_or(problem.to_string(), |p| format!("{problem} {p}")),
-        };
+        return DecodeError::Yaml { reason: position(e).map_or(problem.to_string(), |p| format!("{problem} {p}")) };
     }
     let message = e.to_string();
     if message.starts_with("repetition limit exceeded") {
@@ -447,8 +403,7 @@ fn yaml_error(e: &serde_yaml_ng::Error, state: &ParseState) -> DecodeError {
 }
 
 fn position(e: &serde_yaml_ng::Error) -> Option<String> {
-    e.location()
-        .map(|l| format!("at line {} column {}", l.line(), l.column()))
+    e.location().map(|l| format!("at line {} column {}", l.line(), l.column()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,17 +418,9 @@ fn position(e: &serde_yaml_ng::Error) -> Option<String> {
 /// Like Go's decoder, `null` leaves a field at its zero value (`"metadata": null` is an empty
 /// metadata). Every string of `value` is zeroized before this returns: the body's copy of the
 /// secret values does not outlive the decode.
-pub fn decode_strict<T: DeserializeOwned>(
-    mut value: Value,
-) -> Result<(T, Vec<String>), DecodeError> {
-    let ctx = WalkCtx {
-        unknown: RefCell::new(Vec::new()),
-    };
-    let result = T::deserialize(Walker {
-        value: &value,
-        path: String::new(),
-        ctx: &ctx,
-    });
+pub fn decode_strict<T: DeserializeOwned>(mut value: Value) -> Result<(T, Vec<String>), DecodeError> {
+    let ctx = WalkCtx { unknown: RefCell::new(Vec::new()) };
+    let result = T::deserialize(Walker { value: &value, path: String::new(), ctx: &ctx });
     zeroize_strings(&mut value);
     let type_name = short_type_name::<T>();
     match result {
@@ -516,28 +463,13 @@ struct WalkError {
 
 #[derive(Debug)]
 enum WalkErrorKind {
-    Type {
-        found: &'static str,
-        expected: String,
-    },
-    InvalidValue {
-        expected: String,
-    },
-    InvalidLength {
-        expected: String,
-    },
-    UnknownVariant {
-        expected: String,
-    },
-    UnknownField {
-        field: String,
-    },
-    MissingField {
-        name: String,
-    },
-    Custom {
-        reason: String,
-    },
+    Type { found: &'static str, expected: String },
+    InvalidValue { expected: String },
+    InvalidLength { expected: String },
+    UnknownVariant { expected: String },
+    UnknownField { field: String },
+    MissingField { name: String },
+    Custom { reason: String },
 }
 
 impl WalkError {
@@ -555,29 +487,13 @@ impl WalkError {
 
     fn into_decode_error(self, type_name: &str) -> DecodeError {
         let path = self.path.unwrap_or_default();
-        let field = if path.is_empty() {
-            type_name.to_string()
-        } else {
-            format!("{type_name}.{path}")
-        };
+        let field = if path.is_empty() { type_name.to_string() } else { format!("{type_name}.{path}") };
         match self.kind {
-            WalkErrorKind::Type { found, expected } => DecodeError::Type {
-                found,
-                field,
-                expected,
-            },
-            WalkErrorKind::InvalidValue { expected } => {
-                DecodeError::InvalidValue { field, expected }
-            }
-            WalkErrorKind::InvalidLength { expected } => {
-                DecodeError::InvalidLength { field, expected }
-            }
-            WalkErrorKind::UnknownVariant { expected } => {
-                DecodeError::UnknownVariant { field, expected }
-            }
-            WalkErrorKind::UnknownField { field: name } => DecodeError::UnknownField {
-                path: join_key(&path, &name),
-            },
+            WalkErrorKind::Type { found, expected } => DecodeError::Type { found, field, expected },
+            WalkErrorKind::InvalidValue { expected } => DecodeError::InvalidValue { field, expected },
+            WalkErrorKind::InvalidLength { expected } => DecodeError::InvalidLength { field, expected },
+            WalkErrorKind::UnknownVariant { expected } => DecodeError::UnknownVariant { field, expected },
+            WalkErrorKind::UnknownField { field: name } => DecodeError::UnknownField { path: join_key(&path, &name) },
             WalkErrorKind::MissingField { name } => DecodeError::MissingField { field, name },
             WalkErrorKind::Custom { reason } => DecodeError::Invalid { field, reason },
         }
@@ -609,49 +525,32 @@ fn json_kind(unexpected: &de::Unexpected<'_>) -> &'static str {
 impl de::Error for WalkError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         let msg = msg.to_string();
-        let reason = if SAFE_CUSTOM_MESSAGES.contains(&msg.as_str()) {
-            msg
-        } else {
-            "invalid value".to_string()
-        };
+        let reason = if SAFE_CUSTOM_MESSAGES.contains(&msg.as_str()) { msg } else { "invalid value".to_string() };
         WalkError::new(WalkErrorKind::Custom { reason })
     }
 
     fn invalid_type(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
-        WalkError::new(WalkErrorKind::Type {
-            found: json_kind(&unexpected),
-            expected: expected.to_string(),
-        })
+        WalkError::new(WalkErrorKind::Type { found: json_kind(&unexpected), expected: expected.to_string() })
     }
 
     fn invalid_value(_: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
-        WalkError::new(WalkErrorKind::InvalidValue {
-            expected: expected.to_string(),
-        })
+        WalkError::new(WalkErrorKind::InvalidValue { expected: expected.to_string() })
     }
 
     fn invalid_length(_: usize, expected: &dyn de::Expected) -> Self {
-        WalkError::new(WalkErrorKind::InvalidLength {
-            expected: expected.to_string(),
-        })
+        WalkError::new(WalkErrorKind::InvalidLength { expected: expected.to_string() })
     }
 
     fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
-        WalkError::new(WalkErrorKind::UnknownVariant {
-            expected: expected.join(", "),
-        })
+        WalkError::new(WalkErrorKind::UnknownVariant { expected: expected.join(", ") })
     }
 
     fn unknown_field(field: &str, _: &'static [&'static str]) -> Self {
-        WalkError::new(WalkErrorKind::UnknownField {
-            field: field.to_string(),
-        })
+        WalkError::new(WalkErrorKind::UnknownField { field: field.to_string() })
     }
 
     fn missing_field(field: &'static str) -> Self {
-        WalkError::new(WalkErrorKind::MissingField {
-            name: field.to_string(),
-        })
+        WalkError::new(WalkErrorKind::MissingField { name: field.to_string() })
     }
 }
 
@@ -678,12 +577,9 @@ impl<'de, 'c> Walker<'de, 'c> {
                 }
             }
             Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Array(items) => visitor.visit_seq(SeqWalker {
-                items: items.iter(),
-                index: 0,
-                path: &self.path,
-                ctx: self.ctx,
-            }),
+            Value::Array(items) => {
+                visitor.visit_seq(SeqWalker { items: items.iter(), index: 0, path: &self.path, ctx: self.ctx })
+            }
             Value::Object(map) => visitor.visit_map(MapWalker {
                 entries: Some(map.iter()),
                 pending: None,
@@ -694,12 +590,7 @@ impl<'de, 'c> Walker<'de, 'c> {
     }
 
     fn visit_empty_map<V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, WalkError> {
-        visitor.visit_map(MapWalker {
-            entries: None,
-            pending: None,
-            path: &self.path,
-            ctx: self.ctx,
-        })
+        visitor.visit_map(MapWalker { entries: None, pending: None, path: &self.path, ctx: self.ctx })
     }
 
     fn finish<T>(&self, result: Result<T, WalkError>) -> Result<T, WalkError> {
@@ -767,11 +658,7 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, WalkError> {
         let result = match self.value {
             Value::Null => visitor.visit_none(),
-            _ => visitor.visit_some(Walker {
-                value: self.value,
-                path: self.path.clone(),
-                ctx: self.ctx,
-            }),
+            _ => visitor.visit_some(Walker { value: self.value, path: self.path.clone(), ctx: self.ctx }),
         };
         self.finish(result)
     }
@@ -784,41 +671,24 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
         self.finish(result)
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, WalkError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, WalkError> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, WalkError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, WalkError> {
         let path = self.path.clone();
         visitor.visit_newtype_struct(self).map_err(|e| e.at(&path))
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, WalkError> {
         let result = match self.value {
-            Value::Null => visitor.visit_seq(SeqWalker {
-                items: [].iter(),
-                index: 0,
-                path: &self.path,
-                ctx: self.ctx,
-            }),
+            Value::Null => visitor.visit_seq(SeqWalker { items: [].iter(), index: 0, path: &self.path, ctx: self.ctx }),
             _ => self.visit_any(visitor),
         };
         self.finish(result)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _: usize,
-        visitor: V,
-    ) -> Result<V::Value, WalkError> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, WalkError> {
         self.deserialize_seq(visitor)
     }
 
@@ -863,14 +733,7 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
             Value::Object(map) if map.len() == 1 => {
                 let (variant, value) = map.iter().next().expect("one entry");
                 let path = join_key(&self.path, variant);
-                visitor.visit_enum(EnumWalker {
-                    variant,
-                    value: Walker {
-                        value,
-                        path,
-                        ctx: self.ctx,
-                    },
-                })
+                visitor.visit_enum(EnumWalker { variant, value: Walker { value, path, ctx: self.ctx } })
             }
             _ => self.visit_any(visitor),
         };
@@ -898,21 +761,13 @@ struct SeqWalker<'de, 'p, 'c> {
 impl<'de> de::SeqAccess<'de> for SeqWalker<'de, '_, '_> {
     type Error = WalkError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, WalkError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, WalkError> {
         let Some(value) = self.items.next() else {
             return Ok(None);
         };
         let path = format!("{}[{}]", self.path, self.index);
         self.index += 1;
-        seed.deserialize(Walker {
-            value,
-            path,
-            ctx: self.ctx,
-        })
-        .map(Some)
+        seed.deserialize(Walker { value, path, ctx: self.ctx }).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -930,29 +785,17 @@ struct MapWalker<'de, 'p, 'c> {
 impl<'de> de::MapAccess<'de> for MapWalker<'de, '_, '_> {
     type Error = WalkError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, WalkError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, WalkError> {
         let Some((key, value)) = self.entries.as_mut().and_then(|e| e.next()) else {
             return Ok(None);
         };
         self.pending = Some((key, value));
-        seed.deserialize(KeyDeserializer { key })
-            .map(Some)
-            .map_err(|e| e.at(&join_key(self.path, key)))
+        seed.deserialize(KeyDeserializer { key }).map(Some).map_err(|e| e.at(&join_key(self.path, key)))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, WalkError> {
-        let (key, value) = self
-            .pending
-            .take()
-            .ok_or_else(|| de::Error::custom("value without key"))?;
-        seed.deserialize(Walker {
-            value,
-            path: join_key(self.path, key),
-            ctx: self.ctx,
-        })
+        let (key, value) = self.pending.take().ok_or_else(|| de::Error::custom("value without key"))?;
+        seed.deserialize(Walker { value, path: join_key(self.path, key), ctx: self.ctx })
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -988,10 +831,7 @@ impl<'de, 'c> de::EnumAccess<'de> for EnumWalker<'de, 'c> {
     type Error = WalkError;
     type Variant = Walker<'de, 'c>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Walker<'de, 'c>), WalkError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Walker<'de, 'c>), WalkError> {
         let variant = seed.deserialize(KeyDeserializer { key: self.variant })?;
         Ok((variant, self.value))
     }
@@ -1012,11 +852,7 @@ impl<'de> de::VariantAccess<'de> for Walker<'de, '_> {
         de::Deserializer::deserialize_seq(self, visitor)
     }
 
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, WalkError> {
+    fn struct_variant<V: Visitor<'de>>(self, _: &'static [&'static str], visitor: V) -> Result<V::Value, WalkError> {
         de::Deserializer::deserialize_map(self, visitor)
     }
 }
@@ -1036,7 +872,9 @@ mod tests {
 
     #[test]
     fn json_parses_and_keeps_key_order() {
-        let v = parse_json(br#" {"kind":"Secret","apiVersion":"v1","data":{"b":"","a":"eA=="},"n":[1,-2,3.5,true,null]} "#).unwrap();
+        let v =
+            parse_json(br#" {"kind":"Secret","apiVersion":"v1","data":{"b":"","a":"eA=="},"n":[1,-2,3.5,true,null]} "#)
+                .unwrap();
         assert_eq!(
             serde_json::to_string(&v).unwrap(),
             r#"{"kind":"Secret","apiVersion":"v1","data":{"b":"","a":"eA=="},"n":[1,-2,3.5,true,null]}"#
@@ -1050,59 +888,29 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (r#"{"data":{},"data":{}}"#, "data"),
             (r#"{"metadata":{"name":"a","name":"b"}}"#, "metadata.name"),
-            (
-                r#"{"data":{"password":"YQ==","password":"Yg=="}}"#,
-                "data.password",
-            ),
-            (
-                r#"{"subjects":[{"kind":"User"},{"name":"a","name":"b"}]}"#,
-                "subjects[1].name",
-            ),
+            (r#"{"data":{"password":"YQ==","password":"Yg=="}}"#, "data.password"),
+            (r#"{"subjects":[{"kind":"User"},{"name":"a","name":"b"}]}"#, "subjects[1].name"),
             (r#"[[{"x":1,"x":2}]]"#, "[0][0].x"),
         ];
         for (body, path) in cases {
             let err = parse_json(body.as_bytes()).unwrap_err();
-            assert_eq!(
-                err,
-                DecodeError::DuplicateField {
-                    path: path.to_string()
-                },
-                "{body}"
-            );
-            assert_eq!(
-                err.to_string(),
-                format!("strict decoding error: duplicate field \"{path}\"")
-            );
+            assert_eq!(err, DecodeError::DuplicateField { path: path.to_string() }, "{body}");
+            assert_eq!(err.to_string(), format!("strict decoding error: duplicate field \"{path}\""));
         }
     }
 
     #[test]
     fn json_syntax_errors_never_echo_the_body() {
         let cases: &[(&[u8], &str)] = &[
-            (
-                b"{\"data\": CANARY7f3a}",
-                "json parse error: expected value at line 1 column 10",
-            ),
-            (
-                b"{\"a\":\"CANARY7f3a\"} CANARY7f3a",
-                "json parse error: trailing characters at line 1 column 20",
-            ),
-            (
-                b"{\"a\":\"CANARY7f3a",
-                "json parse error: unexpected end of JSON input at line 1 column 16",
-            ),
-            (
-                b"",
-                "json parse error: unexpected end of JSON input at line 1 column 0",
-            ),
+            (b"{\"data\": CANARY7f3a}", "json parse error: expected value at line 1 column 10"),
+            (b"{\"a\":\"CANARY7f3a\"} CANARY7f3a", "json parse error: trailing characters at line 1 column 20"),
+            (b"{\"a\":\"CANARY7f3a", "json parse error: unexpected end of JSON input at line 1 column 16"),
+            (b"", "json parse error: unexpected end of JSON input at line 1 column 0"),
             (
                 b"{\"a\":\"CANARY7f3a\x01\"}",
                 "json parse error: control character (\\u0000-\\u001F) found while parsing a string at line 1 column 17",
             ),
-            (
-                b"{\"CANARY7f3a\" 1}",
-                "json parse error: expected `:` at line 1 column 15",
-            ),
+            (b"{\"CANARY7f3a\" 1}", "json parse error: expected `:` at line 1 column 15"),
         ];
         for (body, want) in cases {
             let err = parse_json(body).unwrap_err();
@@ -1110,12 +918,7 @@ mod tests {
             assert_clean(&err);
         }
         // A byte-order mark is refused as Go refuses it.
-        assert!(
-            parse_json(b"\xef\xbb\xbf{}")
-                .unwrap_err()
-                .to_string()
-                .starts_with("json parse error: expected value")
-        );
+        assert!(parse_json(b"\xef\xbb\xbf{}").unwrap_err().to_string().starts_with("json parse error: expected value"));
         let err = parse_json(b"{\"a\":\"CANARY7f3a\xff\xfe\"}").unwrap_err();
         assert_eq!(err, DecodeError::InvalidUtf8 { offset: 16 });
         assert_clean(&err);
@@ -1134,10 +937,7 @@ mod tests {
         for _ in 0..10_000 {
             objects.push_str("{\"a\":");
         }
-        assert!(matches!(
-            parse_json(objects.as_bytes()),
-            Err(DecodeError::TooDeep { .. })
-        ));
+        assert!(matches!(parse_json(objects.as_bytes()), Err(DecodeError::TooDeep { .. })));
         // 127 levels are fine, 128 are not.
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse_json(ok.as_bytes()).is_ok());
@@ -1146,8 +946,7 @@ mod tests {
         let yaml = "[".repeat(100_000);
         let err = parse_yaml(yaml.as_bytes()).unwrap_err();
         assert!(
-            err.to_string().contains("exceeded max depth")
-                || err.to_string().starts_with("error converting YAML"),
+            err.to_string().contains("exceeded max depth") || err.to_string().starts_with("error converting YAML"),
             "{err}"
         );
     }
@@ -1163,14 +962,8 @@ mod tests {
             r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","labels":{"a":"1"}},"data":{"password":"cGFzcw=="},"stringData":{"x":"yes","n":5,"1":"one"}}"#
         );
         assert_eq!(parse_yaml(b"").unwrap(), Value::Null);
-        assert_eq!(
-            parse_yaml(b"a: 1\n---\n").unwrap(),
-            serde_json::json!({"a": 1})
-        );
-        assert_eq!(
-            parse_yaml(b"a: 1\n---\nb: 2\n").unwrap_err(),
-            DecodeError::MultipleDocuments
-        );
+        assert_eq!(parse_yaml(b"a: 1\n---\n").unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(parse_yaml(b"a: 1\n---\nb: 2\n").unwrap_err(), DecodeError::MultipleDocuments);
         // Ordinary anchors work.
         assert_eq!(
             parse_yaml(b"a: &x {k: v}\nb: *x\n").unwrap(),
@@ -1181,17 +974,9 @@ mod tests {
     #[test]
     fn yaml_duplicates_and_bad_input() {
         let err = parse_yaml(b"metadata:\n  name: a\n  name: b\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "strict decoding error: duplicate field \"metadata.name\""
-        );
+        assert_eq!(err.to_string(), "strict decoding error: duplicate field \"metadata.name\"");
         let err = parse_yaml(b"data:\n  k: CANARY7f3a\ndata: {}\n").unwrap_err();
-        assert_eq!(
-            err,
-            DecodeError::DuplicateField {
-                path: "data".into()
-            }
-        );
+        assert_eq!(err, DecodeError::DuplicateField { path: "data".into() });
         for body in [
             &b"a: !!int CANARY7f3a\n"[..],
             b"a: !!bool CANARY7f3a\n",
@@ -1205,11 +990,7 @@ mod tests {
         ] {
             let err = parse_yaml(body).unwrap_err();
             assert_clean(&err);
-            assert!(
-                err.to_string()
-                    .starts_with("error converting YAML to JSON: yaml: "),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with("error converting YAML to JSON: yaml: "), "{err}");
         }
     }
 
@@ -1225,28 +1006,19 @@ mod tests {
         let started = std::time::Instant::now();
         let err = parse_yaml(doc.as_bytes()).unwrap_err();
         assert_eq!(err, DecodeError::ExcessiveAliasing);
-        assert_eq!(
-            err.to_string(),
-            "error converting YAML to JSON: yaml: document contains excessive aliasing"
-        );
+        assert_eq!(err.to_string(), "error converting YAML to JSON: yaml: document contains excessive aliasing");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         // A long string referenced many times is caught by the byte count as well.
         let big = "x".repeat(100_000);
         let doc = format!("a: &a \"{big}\"\nb: [{}]\n", vec!["*a"; 50].join(","));
-        assert_eq!(
-            parse_yaml(doc.as_bytes()).unwrap_err(),
-            DecodeError::ExcessiveAliasing
-        );
+        assert_eq!(parse_yaml(doc.as_bytes()).unwrap_err(), DecodeError::ExcessiveAliasing);
     }
 
     #[test]
     fn decode_strict_reports_unknown_fields_by_path() {
         let body = br#"{"apiVersion":"v1","kind":"Secret","spec":{"x":1},"metadata":{"name":"db","foo":"bar","creationTimestamp":null,"labels":{"a":"b"}},"data":{"k":"dg=="},"type":"Opaque"}"#;
         let (s, unknown): (Secret, Vec<String>) = decode_strict(parse_json(body).unwrap()).unwrap();
-        assert_eq!(
-            unknown,
-            vec!["spec".to_string(), "metadata.foo".to_string()]
-        );
+        assert_eq!(unknown, vec!["spec".to_string(), "metadata.foo".to_string()]);
         assert_eq!(s.metadata.name.as_deref(), Some("db"));
         assert_eq!(s.data.unwrap()["k"].expose(), b"v");
         assert_eq!(
@@ -1255,19 +1027,19 @@ mod tests {
         );
         assert_eq!(unknown_field_warning("spec"), "unknown field \"spec\"");
 
-        let (ns, unknown): (Namespace, Vec<String>) =
-            decode_strict(parse_json(br#"{"metadata":{"name":"app"},"spec":{"finalizers":["kubernetes"],"extra":[1]},"bogus":{}}"#).unwrap())
-                .unwrap();
+        let (ns, unknown): (Namespace, Vec<String>) = decode_strict(
+            parse_json(br#"{"metadata":{"name":"app"},"spec":{"finalizers":["kubernetes"],"extra":[1]},"bogus":{}}"#)
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(ns.metadata.name.as_deref(), Some("app"));
         assert_eq!(unknown, vec!["spec.extra".to_string(), "bogus".to_string()]);
     }
 
     #[test]
     fn decode_strict_accepts_null_as_go_does() {
-        let (s, unknown): (Secret, Vec<String>) = decode_strict(
-            parse_json(br#"{"metadata":null,"data":{"a":null},"type":null}"#).unwrap(),
-        )
-        .unwrap();
+        let (s, unknown): (Secret, Vec<String>) =
+            decode_strict(parse_json(br#"{"metadata":null,"data":{"a":null},"type":null}"#).unwrap()).unwrap();
         assert!(unknown.is_empty());
         assert_eq!(s.metadata, Default::default());
         assert!(s.data.unwrap()["a"].is_empty());
@@ -1277,14 +1049,8 @@ mod tests {
     #[test]
     fn decode_errors_name_the_path_never_the_value() {
         let cases: &[(&str, &str)] = &[
-            (
-                r#"{"data":"CANARY7f3a"}"#,
-                "json: cannot unmarshal string into field Secret.data: expected a map",
-            ),
-            (
-                r#"{"data":{"password":"CANARY7f3a!!"}}"#,
-                "json: illegal base64 data in field Secret.data.password",
-            ),
+            (r#"{"data":"CANARY7f3a"}"#, "json: cannot unmarshal string into field Secret.data: expected a map"),
+            (r#"{"data":{"password":"CANARY7f3a!!"}}"#, "json: illegal base64 data in field Secret.data.password"),
             (
                 r#"{"data":{"password":12345}}"#,
                 "json: cannot unmarshal number into field Secret.data.password: expected a base64 string",
@@ -1293,10 +1059,7 @@ mod tests {
                 r#"{"stringData":{"password":["CANARY7f3a"]}}"#,
                 "json: cannot unmarshal array into field Secret.stringData.password: expected a string",
             ),
-            (
-                r#"{"type":5}"#,
-                "json: cannot unmarshal number into field Secret.type: expected a string",
-            ),
+            (r#"{"type":5}"#, "json: cannot unmarshal number into field Secret.type: expected a string"),
             (
                 r#"{"immutable":"CANARY7f3a"}"#,
                 "json: cannot unmarshal string into field Secret.immutable: expected a boolean",
@@ -1313,22 +1076,15 @@ mod tests {
                 r#"{"metadata":{"creationTimestamp":"CANARY7f3a"}}"#,
                 "json: invalid value in field Secret.metadata.creationTimestamp",
             ),
-            (
-                r#"["CANARY7f3a"]"#,
-                "json: cannot unmarshal array into field Secret: expected struct Secret",
-            ),
+            (r#"["CANARY7f3a"]"#, "json: cannot unmarshal array into field Secret: expected struct Secret"),
         ];
         for (body, want) in cases {
             let err = decode_strict::<Secret>(parse_json(body.as_bytes()).unwrap()).unwrap_err();
             assert!(err.to_string().starts_with(want), "{body}: {err}");
             assert_clean(&err);
         }
-        let err = decode_strict::<Namespace>(parse_json(br#"{"kind":"CANARY7f3a"}"#).unwrap())
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "json: invalid value in field Namespace: expected Namespace"
-        );
+        let err = decode_strict::<Namespace>(parse_json(br#"{"kind":"CANARY7f3a"}"#).unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), "json: invalid value in field Namespace: expected Namespace");
         assert_clean(&err);
     }
 

@@ -109,7 +109,8 @@ pub enum ApplyError {
     #[error("{}", conflict_message(.0))]
     Conflicts(Vec<Conflict>),
     /// The applied object is not acceptable (400 `BadRequest`); the text is Kubernetes' where it
-    /// has one and never contains a value.
+    /// has one. It names fields and list keys (an owner reference's uid, a finalizer), never the
+    /// value of a map entry such as a Secret's data.
     #[error("{0}")]
     Invalid(String),
 }
@@ -117,31 +118,19 @@ pub enum ApplyError {
 /// The conflict message exactly as kube-apiserver words it (`getConflictMessage`).
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [c] = conflicts {
-        return format!(
-            "Apply failed with 1 conflict: conflict with {}: {}",
-            c.describe_manager(),
-            c.field
-        );
+        return format!("Apply failed with 1 conflict: conflict with {}: {}", c.describe_manager(), c.field);
     }
     let mut by_manager: BTreeMap<String, (String, Vec<&str>)> = BTreeMap::new();
     for c in conflicts {
         let id = ManagerId::new(&c.manager, c.operation, &c.api_version).identity_json();
-        by_manager
-            .entry(id)
-            .or_insert_with(|| (c.describe_manager(), Vec::new()))
-            .1
-            .push(&c.field);
+        by_manager.entry(id).or_insert_with(|| (c.describe_manager(), Vec::new())).1.push(&c.field);
     }
     let mut lines = Vec::new();
     for (described, fields) in by_manager.values() {
         lines.push(format!("conflicts with {described}:"));
         lines.extend(fields.iter().map(|f| format!("- {f}")));
     }
-    format!(
-        "Apply failed with {} conflicts: {}",
-        conflicts.len(),
-        lines.join("\n")
-    )
+    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
 }
 
 /// How [`apply_with`] treats kubectl's client-side apply annotation. Kubernetes does this for the
@@ -160,18 +149,8 @@ pub enum LastApplied<'a> {
 /// Server-side apply (application/apply-patch+yaml) with [`StrategicSchema::default`] and the
 /// last-applied annotation ignored. `live` is None when the object does not exist
 /// (create-if-missing). Returns the new object with `metadata.managedFields` updated.
-pub fn apply(
-    live: Option<&Value>,
-    applied: &Value,
-    opts: &ApplyOptions,
-) -> Result<Value, ApplyError> {
-    apply_with(
-        live,
-        applied,
-        opts,
-        &StrategicSchema::default(),
-        LastApplied::Ignore,
-    )
+pub fn apply(live: Option<&Value>, applied: &Value, opts: &ApplyOptions) -> Result<Value, ApplyError> {
+    apply_with(live, applied, opts, &StrategicSchema::default(), LastApplied::Ignore)
 }
 
 /// Server-side apply with an explicit schema and last-applied policy; see the module comment.
@@ -186,18 +165,11 @@ pub fn apply_with(
     last_applied: LastApplied,
 ) -> Result<Value, ApplyError> {
     let Value::Object(applied_obj) = applied else {
-        return Err(ApplyError::Invalid(
-            "the applied configuration must be an object".to_string(),
-        ));
+        return Err(ApplyError::Invalid("the applied configuration must be an object".to_string()));
     };
     check_type(applied_obj, live, opts.api_version)?;
-    if applied
-        .pointer("/metadata/managedFields")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Err(ApplyError::Invalid(
-            "metadata.managedFields must be nil".to_string(),
-        ));
+    if applied.pointer("/metadata/managedFields").is_some_and(|v| !v.is_null()) {
+        return Err(ApplyError::Invalid("metadata.managedFields must be nil".to_string()));
     }
 
     let walker = Walker::new(schema);
@@ -210,22 +182,9 @@ pub fn apply_with(
     // server, so they are treated as absent instead.
     let managers = decode_managed_fields(source.as_ref()).unwrap_or_default();
     let now = normalize_time(opts.now);
-    let manager = if opts.manager.is_empty() {
-        "unknown"
-    } else {
-        opts.manager
-    };
+    let manager = if opts.manager.is_empty() { "unknown" } else { opts.manager };
     let attempt = |force: bool| {
-        walker.apply_once(
-            &live_obj,
-            managers.clone(),
-            &config,
-            &config_set,
-            manager,
-            opts.api_version,
-            &now,
-            force,
-        )
+        walker.apply_once(&live_obj, managers.clone(), &config, &config_set, manager, opts.api_version, &now, force)
     };
 
     let (mut out, new_managers) = match attempt(opts.force) {
@@ -238,15 +197,10 @@ pub fn apply_with(
                 _ => walker.allowed_from_last_applied(&live_obj, opts.api_version, last_applied),
             };
             let Some(allowed) = allowed else {
-                return Err(ApplyError::Conflicts(
-                    conflicts.into_iter().map(|(c, _)| c).collect(),
-                ));
+                return Err(ApplyError::Conflicts(conflicts.into_iter().map(|(c, _)| c).collect()));
             };
-            let remaining: Vec<Conflict> = conflicts
-                .into_iter()
-                .filter(|(_, path)| !allowed.has(path))
-                .map(|(c, _)| c)
-                .collect();
+            let remaining: Vec<Conflict> =
+                conflicts.into_iter().filter(|(_, path)| !allowed.has(path)).map(|(c, _)| c).collect();
             if !remaining.is_empty() {
                 return Err(ApplyError::Conflicts(remaining));
             }
@@ -254,9 +208,7 @@ pub fn apply_with(
                 Ok(done) => done,
                 Err(ApplyFailure::Invalid(message)) => return Err(ApplyError::Invalid(message)),
                 Err(ApplyFailure::Conflicts(c)) => {
-                    return Err(ApplyError::Conflicts(
-                        c.into_iter().map(|(c, _)| c).collect(),
-                    ));
+                    return Err(ApplyError::Conflicts(c.into_iter().map(|(c, _)| c).collect()));
                 }
             }
         }
@@ -264,8 +216,7 @@ pub fn apply_with(
 
     write_managed_fields(&mut out, &managers, &new_managers, source.as_ref());
 
-    if manager == KUBECTL && !matches!(last_applied, LastApplied::Ignore) && has_last_applied(&out)
-    {
+    if manager == KUBECTL && !matches!(last_applied, LastApplied::Ignore) && has_last_applied(&out) {
         update_last_applied(&mut out, applied, last_applied);
     }
     Ok(out)
@@ -276,14 +227,7 @@ pub fn apply_with(
 /// between `old` and `new`, taking those fields from other managers and dropping managers left
 /// with nothing. `old` is None for a create. Managed fields sent in `new` replace the stored ones.
 pub fn update(old: Option<&Value>, new: &mut Value, manager: &str, api_version: &str, now: &str) {
-    update_with_schema(
-        old,
-        new,
-        manager,
-        api_version,
-        now,
-        &StrategicSchema::default(),
-    );
+    update_with_schema(old, new, manager, api_version, now, &StrategicSchema::default());
 }
 
 /// [`update`] with an explicit schema.
@@ -299,9 +243,7 @@ pub fn update_with_schema(
         return;
     }
     let sent = new.pointer("/metadata/managedFields").cloned();
-    let stored = old
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .cloned();
+    let stored = old.and_then(|o| o.pointer("/metadata/managedFields")).cloned();
     let (managers, source) = if is_reset(sent.as_ref()) {
         (Managers::new(), None)
     } else {
@@ -323,20 +265,9 @@ pub fn update_with_schema(
     let walker = Walker::new(schema);
     let empty = json!({});
     let mut updated = managers.clone();
-    let manager = if manager.is_empty() {
-        "unknown"
-    } else {
-        manager
-    };
+    let manager = if manager.is_empty() { "unknown" } else { manager };
     let id = ManagerId::new(manager, Operation::Update, api_version);
-    match walker.record_update(
-        &mut updated,
-        old.unwrap_or(&empty),
-        new,
-        id,
-        api_version,
-        &normalize_time(now),
-    ) {
+    match walker.record_update(&mut updated, old.unwrap_or(&empty), new, id, api_version, &normalize_time(now)) {
         Ok(()) => write_managed_fields(new, &managers, &updated, source.as_ref()),
         // `UpdateNoErrors`: keep the stored managed fields rather than lose them.
         Err(_) => set_managed_fields(new, stored),
@@ -353,25 +284,13 @@ enum ApplyFailure {
 }
 
 /// `versionCheckManager`: the applied object must be of the endpoint's group, version and kind.
-fn check_type(
-    applied: &Map<String, Value>,
-    live: Option<&Value>,
-    api_version: &str,
-) -> Result<(), ApplyError> {
-    let av = applied
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind = applied
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+fn check_type(applied: &Map<String, Value>, live: Option<&Value>, api_version: &str) -> Result<(), ApplyError> {
+    let av = applied.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let kind = applied.get("kind").and_then(Value::as_str).unwrap_or_default();
     let live_kind = live.and_then(|l| l.get("kind")).and_then(Value::as_str);
     if av != api_version || kind.is_empty() || live_kind.is_some_and(|k| k != kind) {
         let (group, version) = av.rsplit_once('/').unwrap_or(("", av));
-        return Err(ApplyError::Invalid(format!(
-            "invalid object type: {group}/{version}, Kind={kind}"
-        )));
+        return Err(ApplyError::Invalid(format!("invalid object type: {group}/{version}, Kind={kind}")));
     }
     Ok(())
 }
@@ -379,12 +298,9 @@ fn check_type(
 /// Nulls in an apply configuration are treated as absent fields.
 fn strip_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), strip_nulls(v)))
-                .collect(),
-        ),
+        Value::Object(m) => {
+            Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect())
+        }
         Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
         other => other.clone(),
     }
@@ -410,10 +326,7 @@ fn update_last_applied(out: &mut Value, applied: &Value, last_applied: LastAppli
         return;
     };
     annotations.insert(LAST_APPLIED_ANNOTATION.to_string(), Value::String(value));
-    let total: usize = annotations
-        .iter()
-        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
-        .sum();
+    let total: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
     if total > TOTAL_ANNOTATION_SIZE_LIMIT {
         annotations.shift_remove(LAST_APPLIED_ANNOTATION);
     }
@@ -451,11 +364,7 @@ impl ManagerId {
         ManagerId {
             manager: manager.to_string(),
             operation,
-            api_version: if operation == Operation::Update {
-                api_version.to_string()
-            } else {
-                String::new()
-            },
+            api_version: if operation == Operation::Update { api_version.to_string() } else { String::new() },
             subresource: String::new(),
         }
     }
@@ -524,14 +433,7 @@ fn decode_managed_fields(v: Option<&Value>) -> Result<Managers, String> {
         let mut id = ManagerId::new(s("manager"), operation, api_version);
         id.subresource = s("subresource").to_string();
         let time = e.get("time").and_then(Value::as_str).map(str::to_string);
-        managers.insert(
-            id,
-            Entry {
-                api_version: api_version.to_string(),
-                time,
-                set,
-            },
-        );
+        managers.insert(id, Entry { api_version: api_version.to_string(), time, set });
     }
     Ok(managers)
 }
@@ -558,10 +460,7 @@ fn encode_managed_fields(managers: &Managers) -> Option<Value> {
             if !id.manager.is_empty() {
                 m.insert("manager".into(), Value::String(id.manager.clone()));
             }
-            m.insert(
-                "operation".into(),
-                Value::String(id.operation.as_str().into()),
-            );
+            m.insert("operation".into(), Value::String(id.operation.as_str().into()));
             m.insert("apiVersion".into(), Value::String(e.api_version.clone()));
             if let Some(t) = &e.time {
                 m.insert("time".into(), Value::String(t.clone()));
@@ -586,12 +485,7 @@ fn is_reset(v: Option<&Value>) -> bool {
 }
 
 /// Stores the managers in `obj`, reusing `source` byte for byte when nothing changed.
-fn write_managed_fields(
-    obj: &mut Value,
-    before: &Managers,
-    after: &Managers,
-    source: Option<&Value>,
-) {
+fn write_managed_fields(obj: &mut Value, before: &Managers, after: &Managers, source: Option<&Value>) {
     let value = match source {
         Some(source) if before == after => Some(source.clone()),
         _ => encode_managed_fields(after),
@@ -601,9 +495,7 @@ fn write_managed_fields(
 
 fn set_managed_fields(obj: &mut Value, value: Option<Value>) {
     let Value::Object(root) = obj else { return };
-    let meta = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let meta = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(meta) = meta else { return };
     match value {
         // Inserting over an existing key keeps its position.
@@ -625,8 +517,7 @@ fn normalize_time(now: &str) -> String {
 }
 
 fn time_seconds(t: Option<&str>) -> i64 {
-    t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map_or(0, |ts| ts.as_second())
+    t.and_then(|t| t.parse::<jiff::Timestamp>().ok()).map_or(0, |ts| ts.as_second())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,10 +545,9 @@ impl Scalar {
 impl Ord for Scalar {
     fn cmp(&self, other: &Self) -> Ordering {
         match (&self.0, &other.0) {
-            (Value::Number(a), Value::Number(b)) => a
-                .as_f64()
-                .unwrap_or_default()
-                .total_cmp(&b.as_f64().unwrap_or_default()),
+            (Value::Number(a), Value::Number(b)) => {
+                a.as_f64().unwrap_or_default().total_cmp(&b.as_f64().unwrap_or_default())
+            }
             (Value::String(a), Value::String(b)) => a.cmp(b),
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
             (a, b) if self.rank() == other.rank() => a.to_string().cmp(&b.to_string()),
@@ -741,15 +631,11 @@ impl PathElement {
                 let Value::Object(m) = serde_json::from_str(rest).map_err(bad)? else {
                     return Err("invalid managed fields key".to_string());
                 };
-                let mut fields: Vec<(String, Scalar)> =
-                    m.into_iter().map(|(k, v)| (k, Scalar(v))).collect();
+                let mut fields: Vec<(String, Scalar)> = m.into_iter().map(|(k, v)| (k, Scalar(v))).collect();
                 fields.sort_by(|a, b| a.0.cmp(&b.0));
                 PathElement::Key(fields)
             }
-            b'i' => PathElement::Index(
-                rest.parse()
-                    .map_err(|_| "invalid managed fields index".to_string())?,
-            ),
+            b'i' => PathElement::Index(rest.parse().map_err(|_| "invalid managed fields index".to_string())?),
             _ => return Ok(None),
         }))
     }
@@ -759,10 +645,7 @@ impl PathElement {
         match self {
             PathElement::Field(name) => format!(".{name}"),
             PathElement::Key(fields) => {
-                let parts: Vec<String> = fields
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", value_to_string(&v.0)))
-                    .collect();
+                let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", value_to_string(&v.0))).collect();
                 format!("[{}]", parts.join(","))
             }
             PathElement::Value(v) => format!("[={}]", value_to_string(&v.0)),
@@ -780,14 +663,8 @@ fn value_to_string(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::String(s) => go_quote(s),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(value_to_string).collect::<Vec<_>>().join(",")
-        ),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", value_to_string(v)))
-            .collect(),
+        Value::Array(a) => format!("[{}]", a.iter().map(value_to_string).collect::<Vec<_>>().join(",")),
+        Value::Object(m) => m.iter().map(|(k, v)| format!("{k}={}", value_to_string(v))).collect(),
         other => other.to_string(),
     }
 }
@@ -917,8 +794,7 @@ impl FieldSet {
         if include_self && !self.is_empty() {
             out.insert(".".into(), json!({}));
         }
-        let keys: BTreeSet<&PathElement> =
-            self.members.iter().chain(self.children.keys()).collect();
+        let keys: BTreeSet<&PathElement> = self.members.iter().chain(self.children.keys()).collect();
         for pe in keys {
             let value = match self.children.get(pe) {
                 Some(c) => Value::Object(c.emit(self.members.contains(pe))),
@@ -984,11 +860,7 @@ fn strip_set() -> FieldSet {
         &["metadata", "managedFields"],
         &["metadata", "resourceVersion"],
     ] {
-        s.insert(
-            &p.iter()
-                .map(|f| PathElement::Field(f.to_string()))
-                .collect::<Vec<_>>(),
-        );
+        s.insert(&p.iter().map(|f| PathElement::Field(f.to_string())).collect::<Vec<_>>());
     }
     s
 }
@@ -1036,18 +908,9 @@ impl<'a> Walker<'a> {
     fn new(schema: &'a StrategicSchema) -> Self {
         let mut reset = FieldSet::default();
         for path in schema.reset_fields() {
-            reset.insert(
-                &path
-                    .split('.')
-                    .map(|f| PathElement::Field(f.to_string()))
-                    .collect::<Vec<_>>(),
-            );
+            reset.insert(&path.split('.').map(|f| PathElement::Field(f.to_string())).collect::<Vec<_>>());
         }
-        Walker {
-            schema,
-            strip: strip_set(),
-            reset,
-        }
+        Walker { schema, strip: strip_set(), reset }
     }
 
     /// The path element of a list item, or why there is none.
@@ -1061,9 +924,7 @@ impl<'a> Walker<'a> {
         let fail = |why: &str| format!("{}: element {index}: {why}", path_string(path));
         match list_type {
             ListType::Map { key } => match item {
-                Value::Null => Err(fail(
-                    "associative list with keys may not have a null element",
-                )),
+                Value::Null => Err(fail("associative list with keys may not have a null element")),
                 Value::Object(m) => match m.get(key) {
                     Some(v) => Ok(PathElement::Key(vec![(key.clone(), Scalar(v.clone()))])),
                     None => Err(fail(&format!(
@@ -1071,20 +932,12 @@ impl<'a> Walker<'a> {
                         go_quote(key)
                     ))),
                 },
-                _ => Err(fail(
-                    "associative list with keys may not have non-map elements",
-                )),
+                _ => Err(fail("associative list with keys may not have non-map elements")),
             },
             ListType::Set => match item {
-                Value::Object(_) => Err(fail(
-                    "associative list without keys has an element that's a map type",
-                )),
-                Value::Array(_) => Err(fail(
-                    "not supported: associative list with lists as elements",
-                )),
-                Value::Null => Err(fail(
-                    "associative list without keys has an element that's an explicit null",
-                )),
+                Value::Object(_) => Err(fail("associative list without keys has an element that's a map type")),
+                Value::Array(_) => Err(fail("not supported: associative list with lists as elements")),
+                Value::Null => Err(fail("associative list without keys has an element that's an explicit null")),
                 v => Ok(PathElement::Value(Scalar(v.clone()))),
             },
         }
@@ -1115,10 +968,7 @@ impl<'a> Walker<'a> {
                     path.push(PathElement::Field(k.clone()));
                     sp.push(self.schema.child_segment(sp, k));
                     self.field_set_walk(child, path, sp, set)?;
-                    if is_map
-                        || child.is_null()
-                        || matches!(child, Value::Object(c) if c.is_empty())
-                    {
+                    if is_map || child.is_null() || matches!(child, Value::Object(c) if c.is_empty()) {
                         set.insert(path);
                     }
                     sp.pop();
@@ -1133,11 +983,7 @@ impl<'a> Walker<'a> {
                     for (i, item) in items.iter().enumerate() {
                         let pe = self.list_element(&list_type, item, path, i)?;
                         if !seen.insert(pe.clone()) {
-                            return Err(format!(
-                                "{}: duplicate entries for key {}",
-                                path_string(path),
-                                pe.display()
-                            ));
+                            return Err(format!("{}: duplicate entries for key {}", path_string(path), pe.display()));
                         }
                         elements.push(pe);
                     }
@@ -1157,12 +1003,7 @@ impl<'a> Walker<'a> {
     // ---- Compare ----
 
     /// `Compare`; `metadata.managedFields` is left out, as the field manager removes it first.
-    fn compare(
-        &self,
-        l: Option<&Value>,
-        r: Option<&Value>,
-        eq: &LeafEq,
-    ) -> Result<Comparison, String> {
+    fn compare(&self, l: Option<&Value>, r: Option<&Value>, eq: &LeafEq) -> Result<Comparison, String> {
         let mut out = Comparison::default();
         self.compare_node(l, r, &mut Vec::new(), &mut Vec::new(), eq, &mut out)?;
         Ok(out.exclude(&self.reset))
@@ -1178,7 +1019,8 @@ impl<'a> Walker<'a> {
         out: &mut Comparison,
     ) -> Result<(), String> {
         let present = r.or(l).expect("one side is present");
-        let kinds_differ = matches!((l, r), (Some(a), Some(b)) if std::mem::discriminant(a) != std::mem::discriminant(b));
+        let kinds_differ =
+            matches!((l, r), (Some(a), Some(b)) if std::mem::discriminant(a) != std::mem::discriminant(b));
         let both_empty = is_empty_container(l) && is_empty_container(r);
         let descend = !kinds_differ
             && !both_empty
@@ -1235,11 +1077,7 @@ impl<'a> Walker<'a> {
         eq: &LeafEq,
         out: &mut Comparison,
     ) -> Result<(), String> {
-        let list_type = self
-            .schema
-            .list_type_at(sp)
-            .cloned()
-            .expect("checked by the caller");
+        let list_type = self.schema.list_type_at(sp).cloned().expect("checked by the caller");
         let empty = Vec::new();
         let ll = l.and_then(Value::as_array).unwrap_or(&empty);
         let rl = r.and_then(Value::as_array).unwrap_or(&empty);
@@ -1267,9 +1105,7 @@ impl<'a> Walker<'a> {
             let rv = rvals.get(&pe).map_or(&[][..], Vec::as_slice);
             path.push(pe);
             match (lv.len(), rv.len()) {
-                (0..=1, 0..=1) => {
-                    self.compare_node(lv.first().copied(), rv.first().copied(), path, sp, eq, out)?
-                }
+                (0..=1, 0..=1) => self.compare_node(lv.first().copied(), rv.first().copied(), path, sp, eq, out)?,
                 // Duplicates before and after compare as an atomic list.
                 (2.., 2..) => {
                     if lv != rv {
@@ -1355,22 +1191,19 @@ impl<'a> Walker<'a> {
             lhs_items.push(item);
         }
 
-        let mut shared: std::collections::VecDeque<&PathElement> = rhs_pes
-            .iter()
-            .filter(|pe| observed_lhs.contains_key(*pe))
-            .collect();
+        let mut shared: std::collections::VecDeque<&PathElement> =
+            rhs_pes.iter().filter(|pe| observed_lhs.contains_key(*pe)).collect();
         let mut next_shared = shared.pop_front();
         let mut merged_rhs: BTreeSet<PathElement> = BTreeSet::new();
         let mut out = Vec::with_capacity(lhs.len().max(rhs.len()));
         let (mut li, mut ri) = (0, 0);
-        let merge_item =
-            |l: Option<&Value>, r: Option<&Value>, sp: &mut Vec<String>| -> Result<Value, String> {
-                match (l, r) {
-                    (Some(l), Some(r)) => self.merge(l, r, sp),
-                    (Some(v), None) | (None, Some(v)) => Ok(v.clone()),
-                    (None, None) => Ok(Value::Null),
-                }
-            };
+        let merge_item = |l: Option<&Value>, r: Option<&Value>, sp: &mut Vec<String>| -> Result<Value, String> {
+            match (l, r) {
+                (Some(l), Some(r)) => self.merge(l, r, sp),
+                (Some(v), None) | (None, Some(v)) => Ok(v.clone()),
+                (None, None) => Ok(Value::Null),
+            }
+        };
         while li < lhs_pes.len() || ri < rhs_pes.len() {
             if li < lhs_pes.len() && ri < rhs_pes.len() {
                 let pe = &lhs_pes[li];
@@ -1417,10 +1250,7 @@ impl<'a> Walker<'a> {
     /// `EnsureNamedFieldsAreMembers`: struct fields with owned contents count as owned.
     fn ensure_named_fields(&self, set: &FieldSet, sp: &mut Vec<String>) -> FieldSet {
         let is_struct = !self.schema.is_map_at(sp);
-        let mut out = FieldSet {
-            members: set.members.clone(),
-            children: BTreeMap::new(),
-        };
+        let mut out = FieldSet { members: set.members.clone(), children: BTreeMap::new() };
         for (pe, child) in &set.children {
             if is_struct && matches!(pe, PathElement::Field(_)) {
                 out.members.insert(pe.clone());
@@ -1432,8 +1262,7 @@ impl<'a> Walker<'a> {
                 }
                 _ => false,
             };
-            out.children
-                .insert(pe.clone(), self.ensure_named_fields(child, sp));
+            out.children.insert(pe.clone(), self.ensure_named_fields(child, sp));
             if pushed {
                 sp.pop();
             }
@@ -1456,9 +1285,7 @@ impl<'a> Walker<'a> {
                         let child = m.get_mut(&k).expect("key listed above");
                         self.remove_items(child, sub, sp);
                         sp.pop();
-                        if is_empty_container(Some(child))
-                            && (child.is_object() || child.is_array())
-                        {
+                        if is_empty_container(Some(child)) && (child.is_object() || child.is_array()) {
                             m.shift_remove(&k);
                         }
                     }
@@ -1513,14 +1340,7 @@ impl<'a> Walker<'a> {
                 Some(previous) => current.union(&previous.set),
                 None => current,
             };
-            managers.insert(
-                id,
-                Entry {
-                    api_version: api_version.to_string(),
-                    time: Some(now.to_string()),
-                    set,
-                },
-            );
+            managers.insert(id, Entry { api_version: api_version.to_string(), time: Some(now.to_string()), set });
         }
         cap_update_managers(managers);
         Ok(())
@@ -1528,10 +1348,7 @@ impl<'a> Walker<'a> {
 
     /// One pass of the apply path (`skipNonAppliedManager`, `Updater.Apply`, `stripMetaManager`,
     /// `managedFieldsUpdater.Apply`).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the request's parts, passed once from apply_with"
-    )]
+    #[allow(clippy::too_many_arguments, reason = "the request's parts, passed once from apply_with")]
     fn apply_once(
         &self,
         live: &Value,
@@ -1551,9 +1368,7 @@ impl<'a> Walker<'a> {
 
         let id = ManagerId::new(manager, Operation::Apply, api_version);
         let previous = managers.get(&id).cloned();
-        let mut merged = self
-            .merge(live, config, &mut Vec::new())
-            .map_err(ApplyFailure::Invalid)?;
+        let mut merged = self.merge(live, config, &mut Vec::new()).map_err(ApplyFailure::Invalid)?;
         managers.insert(
             id.clone(),
             Entry {
@@ -1565,17 +1380,13 @@ impl<'a> Walker<'a> {
 
         // Prune what this applier set last time, no longer sets, and nobody else owns.
         if let Some(last) = previous.as_ref().filter(|p| !p.set.is_empty()) {
-            let owned = managers
-                .values()
-                .fold(FieldSet::default(), |acc, e| acc.union(&e.set));
+            let owned = managers.values().fold(FieldSet::default(), |acc, e| acc.union(&e.set));
             let last = self.ensure_named_fields(&last.set, &mut Vec::new());
             let owned = self.ensure_named_fields(&owned, &mut Vec::new());
             self.remove_items(&mut merged, &last.difference(&owned), &mut Vec::new());
         }
 
-        let cmp = self
-            .compare(Some(live), Some(&merged), &plain_eq)
-            .map_err(ApplyFailure::Invalid)?;
+        let cmp = self.compare(Some(live), Some(&merged), &plain_eq).map_err(ApplyFailure::Invalid)?;
         let changed = cmp.modified.union(&cmp.added);
         let mut conflicts = Vec::new();
         for (other, entry) in &managers {
@@ -1594,9 +1405,7 @@ impl<'a> Walker<'a> {
         }
         if !force && !conflicts.is_empty() {
             conflicts.sort_by(|a, b| a.0.cmp(&b.0));
-            return Err(ApplyFailure::Conflicts(
-                conflicts.into_iter().map(|(_, c, p)| (c, p)).collect(),
-            ));
+            return Err(ApplyFailure::Conflicts(conflicts.into_iter().map(|(_, c, p)| (c, p)).collect()));
         }
         for (other, entry) in managers.iter_mut() {
             if *other != id {
@@ -1608,32 +1417,23 @@ impl<'a> Walker<'a> {
         }
         managers.retain(|_, e| !e.set.is_empty());
 
-        if merged != *live {
-            if let Some(entry) = managers.get_mut(&id) {
-                entry.time = Some(now.to_string());
-            }
+        if merged != *live
+            && let Some(entry) = managers.get_mut(&id)
+        {
+            entry.time = Some(now.to_string());
         }
         Ok((merged, managers))
     }
 
     /// `lastAppliedManager.allowedConflictsFromLastApplied`: the fields of the annotation whose
     /// values the live object still has.
-    fn allowed_from_last_applied(
-        &self,
-        live: &Value,
-        api_version: &str,
-        policy: LastApplied,
-    ) -> Option<FieldSet> {
-        let annotation = live
-            .pointer("/metadata/annotations")?
-            .get(LAST_APPLIED_ANNOTATION)?
-            .as_str()?;
+    fn allowed_from_last_applied(&self, live: &Value, api_version: &str, policy: LastApplied) -> Option<FieldSet> {
+        let annotation = live.pointer("/metadata/annotations")?.get(LAST_APPLIED_ANNOTATION)?.as_str()?;
         if annotation.is_empty() {
             return None;
         }
         let last: Value = serde_json::from_str(annotation).ok()?;
-        if !last.is_object() || last.get("apiVersion").and_then(Value::as_str) != Some(api_version)
-        {
+        if !last.is_object() || last.get("apiVersion").and_then(Value::as_str) != Some(api_version) {
             return None;
         }
         let set = self.to_field_set(&last).ok()?;
@@ -1654,37 +1454,27 @@ impl<'a> Walker<'a> {
                         Err(_) => false,
                     }
                 }
-                [PathElement::Field(f), PathElement::Field(key)] if f == "stringData" => {
-                    digest(key, r.as_bytes()) == l
-                }
+                [PathElement::Field(f), PathElement::Field(key)] if f == "stringData" => digest(key, r.as_bytes()) == l,
                 _ => l == r,
             }
         };
         let cmp = self.compare(Some(&last), Some(live), &eq).ok()?;
-        Some(
-            set.difference(&cmp.modified)
-                .difference(&cmp.added)
-                .difference(&cmp.removed),
-        )
+        Some(set.difference(&cmp.modified).difference(&cmp.added).difference(&cmp.removed))
     }
 }
 
 /// `capUpdateManagers`: merges the oldest update entries into `ancient-changes` buckets, one per
 /// apiVersion, until at most [`MAX_UPDATE_MANAGERS`] update entries remain.
 fn cap_update_managers(managers: &mut Managers) {
-    let mut updaters: Vec<ManagerId> = managers
-        .keys()
-        .filter(|id| id.operation == Operation::Update)
-        .cloned()
-        .collect();
+    let mut updaters: Vec<ManagerId> =
+        managers.keys().filter(|id| id.operation == Operation::Update).cloned().collect();
     if updaters.len() <= MAX_UPDATE_MANAGERS {
         return;
     }
     updaters.sort_by(|a, b| {
         let ta = time_seconds(managers[a].time.as_deref());
         let tb = time_seconds(managers[b].time.as_deref());
-        ta.cmp(&tb)
-            .then_with(|| a.identity_json().cmp(&b.identity_json()))
+        ta.cmp(&tb).then_with(|| a.identity_json().cmp(&b.identity_json()))
     });
     let mut first_of_version: BTreeMap<String, ManagerId> = BTreeMap::new();
     let mut length = updaters.len();
@@ -1799,12 +1589,7 @@ mod tests {
     const T3: &str = "2025-01-02T04:00:00Z";
 
     fn opts<'a>(manager: &'a str, force: bool, now: &'a str) -> ApplyOptions<'a> {
-        ApplyOptions {
-            manager,
-            force,
-            api_version: "v1",
-            now,
-        }
+        ApplyOptions { manager, force, api_version: "v1", now }
     }
 
     /// What `kubectl apply --server-side` sends (§5.3 of the wire reference).
@@ -1846,11 +1631,7 @@ mod tests {
         config["stringData"] = json!({"username": "root"});
         let out = apply(None, &config, &opts("kubectl", false, T1)).unwrap();
         assert_eq!(out["data"], json!({"password": "UyFCXCpkJHpEc2I9"}));
-        assert_eq!(
-            out["stringData"],
-            json!({"username": "root"}),
-            "folding stringData is the caller's job"
-        );
+        assert_eq!(out["stringData"], json!({"username": "root"}), "folding stringData is the caller's job");
         assert_eq!(
             managed(&out),
             &json!([entry(
@@ -1870,27 +1651,11 @@ mod tests {
     #[test]
     fn reapply_without_change_leaves_managed_fields_identical() {
         let first = stored(apply(None, &ssa_config("YQ=="), &opts("kubectl", false, T1)).unwrap());
-        let second = apply(
-            Some(&first),
-            &ssa_config("YQ=="),
-            &opts("kubectl", false, T2),
-        )
-        .unwrap();
-        assert_eq!(
-            second, first,
-            "a no-op apply changes nothing, not even the time"
-        );
-        assert_eq!(
-            serde_json::to_string(managed(&second)).unwrap(),
-            serde_json::to_string(managed(&first)).unwrap()
-        );
+        let second = apply(Some(&first), &ssa_config("YQ=="), &opts("kubectl", false, T2)).unwrap();
+        assert_eq!(second, first, "a no-op apply changes nothing, not even the time");
+        assert_eq!(serde_json::to_string(managed(&second)).unwrap(), serde_json::to_string(managed(&first)).unwrap());
         // A change moves the time.
-        let third = apply(
-            Some(&first),
-            &ssa_config("Yg=="),
-            &opts("kubectl", false, T3),
-        )
-        .unwrap();
+        let third = apply(Some(&first), &ssa_config("Yg=="), &opts("kubectl", false, T3)).unwrap();
         assert_eq!(managed(&third)[0]["time"], json!(T3));
     }
 
@@ -1932,15 +1697,8 @@ mod tests {
     #[test]
     fn conflict_with_client_side_apply_manager() {
         let live = csa_created();
-        let err = apply(
-            Some(&live),
-            &ssa_config("Yg=="),
-            &opts("kubectl", false, T2),
-        )
-        .unwrap_err();
-        let ApplyError::Conflicts(conflicts) = &err else {
-            panic!("{err:?}")
-        };
+        let err = apply(Some(&live), &ssa_config("Yg=="), &opts("kubectl", false, T2)).unwrap_err();
+        let ApplyError::Conflicts(conflicts) = &err else { panic!("{err:?}") };
         assert_eq!(
             conflicts,
             &vec![Conflict {
@@ -1954,25 +1712,14 @@ mod tests {
             err.to_string(),
             "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.password"
         );
-        assert_eq!(
-            conflicts[0].cause_message(),
-            "conflict with \"kubectl-client-side-apply\" using v1"
-        );
+        assert_eq!(conflicts[0].cause_message(), "conflict with \"kubectl-client-side-apply\" using v1");
         // Same values are no conflict: both managers own them.
-        let shared = apply(
-            Some(&live),
-            &ssa_config("YQ=="),
-            &opts("kubectl", false, T2),
-        )
-        .unwrap();
+        let shared = apply(Some(&live), &ssa_config("YQ=="), &opts("kubectl", false, T2)).unwrap();
         let mf = managed(&shared).as_array().unwrap();
         assert_eq!(mf.len(), 2);
         assert_eq!(mf[0]["manager"], "kubectl");
         assert_eq!(mf[0]["fieldsV1"]["f:data"], json!({"f:password": {}}));
-        assert_eq!(
-            mf[1]["fieldsV1"]["f:data"],
-            json!({".": {}, "f:password": {}})
-        );
+        assert_eq!(mf[1]["fieldsV1"]["f:data"], json!({".": {}, "f:password": {}}));
     }
 
     #[test]
@@ -2013,8 +1760,7 @@ mod tests {
     #[test]
     fn last_applied_upgrade_for_kubectl() {
         let digest = |key: &str, value: &[u8]| format!("d:{key}:{}", value.len());
-        let redacted =
-            redact_last_applied(live_annotation(&csa_created()).as_str(), &digest).unwrap();
+        let redacted = redact_last_applied(live_annotation(&csa_created()).as_str(), &digest).unwrap();
         let mut live = csa_created();
         live["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] = json!(redacted);
 
@@ -2030,10 +1776,7 @@ mod tests {
         .unwrap();
         assert_eq!(out["data"]["password"], "Yg==");
         let annotation = live_annotation(&out);
-        assert!(
-            annotation.contains("\"password\":\"d:password:1\"") && !annotation.contains("Yg=="),
-            "{annotation}"
-        );
+        assert!(annotation.contains("\"password\":\"d:password:1\"") && !annotation.contains("Yg=="), "{annotation}");
 
         // Another manager name gets no such treatment.
         let err = apply_with(
@@ -2057,17 +1800,11 @@ mod tests {
             LastApplied::Redacted(&digest),
         )
         .unwrap_err();
-        assert!(
-            matches!(err, ApplyError::Conflicts(ref c) if c.len() == 1),
-            "{err:?}"
-        );
+        assert!(matches!(err, ApplyError::Conflicts(ref c) if c.len() == 1), "{err:?}");
     }
 
     fn live_annotation(obj: &Value) -> String {
-        obj["metadata"]["annotations"][LAST_APPLIED_ANNOTATION]
-            .as_str()
-            .unwrap()
-            .to_string()
+        obj["metadata"]["annotations"][LAST_APPLIED_ANNOTATION].as_str().unwrap().to_string()
     }
 
     #[test]
@@ -2076,18 +1813,10 @@ mod tests {
         two["data"]["extra"] = json!("eA==");
         two["metadata"]["labels"]["gone"] = json!("soon");
         let live = stored(apply(None, &two, &opts("kubectl", false, T1)).unwrap());
-        let out = apply(
-            Some(&live),
-            &ssa_config("YQ=="),
-            &opts("kubectl", false, T2),
-        )
-        .unwrap();
+        let out = apply(Some(&live), &ssa_config("YQ=="), &opts("kubectl", false, T2)).unwrap();
         assert_eq!(out["data"], json!({"password": "YQ=="}));
         assert_eq!(out["metadata"]["labels"], json!({"tier": "database"}));
-        assert_eq!(
-            managed(&out)[0]["fieldsV1"]["f:data"],
-            json!({"f:password": {}})
-        );
+        assert_eq!(managed(&out)[0]["fieldsV1"]["f:data"], json!({"f:password": {}}));
 
         // Dropping every data key drops the map.
         let mut none = ssa_config("YQ==");
@@ -2106,10 +1835,7 @@ mod tests {
         assert_eq!(mf.len(), 2);
         assert_eq!(mf[0]["manager"], "a");
         assert_eq!(mf[1]["manager"], "b");
-        assert_eq!(
-            mf[1]["fieldsV1"]["f:data"],
-            json!({"f:b-only": {}, "f:password": {}})
-        );
+        assert_eq!(mf[1]["fieldsV1"]["f:data"], json!({"f:b-only": {}, "f:password": {}}));
 
         // a stops setting the password: b still owns it, so it stays.
         let mut a_config = ssa_config("YQ==");
@@ -2121,10 +1847,7 @@ mod tests {
         let mut b_change = b_config.clone();
         b_change["data"]["password"] = json!("Yw==");
         let err = apply(Some(&live), &b_change, &opts("b", false, T3)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Apply failed with 1 conflict: conflict with \"a\": .data.password"
-        );
+        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"a\": .data.password");
     }
 
     #[test]
@@ -2134,12 +1857,7 @@ mod tests {
             "metadata": {"name": "ssa-only", "namespace": "app"},
             "data": {"password": "YQ=="}, "type": "Opaque",
         }));
-        let err = apply(
-            Some(&live),
-            &ssa_config("Yg=="),
-            &opts("kubectl", false, T2),
-        )
-        .unwrap_err();
+        let err = apply(Some(&live), &ssa_config("Yg=="), &opts("kubectl", false, T2)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "Apply failed with 1 conflict: conflict with \"before-first-apply\" using v1: .data.password"
@@ -2153,69 +1871,35 @@ mod tests {
                    "data": {"password": "YQ=="}, "type": "Opaque"}),
             "kubectl-create",
         );
-        let mut patched =
-            crate::patch::merge_patch(&created, &json!({"metadata": {"labels": {"k": "v"}}}))
-                .unwrap();
+        let mut patched = crate::patch::merge_patch(&created, &json!({"metadata": {"labels": {"k": "v"}}})).unwrap();
         update(Some(&created), &mut patched, "kubectl-label", "v1", T2);
         assert_eq!(
             managed(&patched),
             &json!([
-                entry(
-                    "kubectl-create",
-                    "Update",
-                    T1,
-                    json!({"f:data": {".": {}, "f:password": {}}, "f:type": {}})
-                ),
-                entry(
-                    "kubectl-label",
-                    "Update",
-                    T2,
-                    json!({"f:metadata": {"f:labels": {".": {}, "f:k": {}}}})
-                ),
+                entry("kubectl-create", "Update", T1, json!({"f:data": {".": {}, "f:password": {}}, "f:type": {}})),
+                entry("kubectl-label", "Update", T2, json!({"f:metadata": {"f:labels": {".": {}, "f:k": {}}}})),
             ])
         );
 
         // A no-op patch leaves managedFields byte-identical (kubectl prints "patched (no change)").
-        let mut again =
-            crate::patch::merge_patch(&patched, &json!({"metadata": {"labels": {"k": "v"}}}))
-                .unwrap();
+        let mut again = crate::patch::merge_patch(&patched, &json!({"metadata": {"labels": {"k": "v"}}})).unwrap();
         update(Some(&patched), &mut again, "kubectl-label", "v1", T3);
-        assert_eq!(
-            serde_json::to_string(&again).unwrap(),
-            serde_json::to_string(&patched).unwrap()
-        );
+        assert_eq!(serde_json::to_string(&again).unwrap(), serde_json::to_string(&patched).unwrap());
 
         // Changing the label again only moves its owner's time.
-        let mut changed =
-            crate::patch::merge_patch(&patched, &json!({"metadata": {"labels": {"k": "w"}}}))
-                .unwrap();
+        let mut changed = crate::patch::merge_patch(&patched, &json!({"metadata": {"labels": {"k": "w"}}})).unwrap();
         update(Some(&patched), &mut changed, "kubectl-label", "v1", T3);
         assert_eq!(managed(&changed)[1]["time"], json!(T3));
         assert_eq!(managed(&changed)[0]["time"], json!(T1));
 
         // Another manager changing the label takes it from kubectl-label, which keeps the map.
-        let mut edited =
-            crate::patch::merge_patch(&patched, &json!({"metadata": {"labels": {"k": "x"}}}))
-                .unwrap();
+        let mut edited = crate::patch::merge_patch(&patched, &json!({"metadata": {"labels": {"k": "x"}}})).unwrap();
         update(Some(&patched), &mut edited, "kubectl-edit", "v1", T3);
-        let managers: Vec<&str> = managed(&edited)
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["manager"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            managers,
-            ["kubectl-create", "kubectl-label", "kubectl-edit"]
-        );
-        assert_eq!(
-            managed(&edited)[1]["fieldsV1"],
-            json!({"f:metadata": {"f:labels": {}}})
-        );
-        assert_eq!(
-            managed(&edited)[2]["fieldsV1"],
-            json!({"f:metadata": {"f:labels": {"f:k": {}}}})
-        );
+        let managers: Vec<&str> =
+            managed(&edited).as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+        assert_eq!(managers, ["kubectl-create", "kubectl-label", "kubectl-edit"]);
+        assert_eq!(managed(&edited)[1]["fieldsV1"], json!({"f:metadata": {"f:labels": {}}}));
+        assert_eq!(managed(&edited)[2]["fieldsV1"], json!({"f:metadata": {"f:labels": {"f:k": {}}}}));
     }
 
     #[test]
@@ -2225,17 +1909,11 @@ mod tests {
                    "data": {"a": "YQ==", "b": "Yg=="}}),
             "kubectl-create",
         );
-        let mut removed =
-            crate::patch::merge_patch(&created, &json!({"data": {"a": null}})).unwrap();
+        let mut removed = crate::patch::merge_patch(&created, &json!({"data": {"a": null}})).unwrap();
         update(Some(&created), &mut removed, "kubectl-patch", "v1", T2);
         assert_eq!(
             managed(&removed),
-            &json!([entry(
-                "kubectl-create",
-                "Update",
-                T1,
-                json!({"f:data": {".": {}, "f:b": {}}})
-            )])
+            &json!([entry("kubectl-create", "Update", T1, json!({"f:data": {".": {}, "f:b": {}}}))])
         );
 
         // `managedFields: [{}]` resets them, and an untracked object stays untracked.
@@ -2249,22 +1927,9 @@ mod tests {
 
         // Managed fields sent by the client replace the stored ones (kubectl's csaupgrade).
         let mut rewritten = created.clone();
-        rewritten["metadata"]["managedFields"] = json!([entry(
-            "kubectl",
-            "Apply",
-            T2,
-            json!({"f:data": {"f:a": {}}})
-        )]);
+        rewritten["metadata"]["managedFields"] = json!([entry("kubectl", "Apply", T2, json!({"f:data": {"f:a": {}}}))]);
         update(Some(&created), &mut rewritten, "kubectl-patch", "v1", T3);
-        assert_eq!(
-            managed(&rewritten),
-            &json!([entry(
-                "kubectl",
-                "Apply",
-                T2,
-                json!({"f:data": {"f:a": {}}})
-            )])
-        );
+        assert_eq!(managed(&rewritten), &json!([entry("kubectl", "Apply", T2, json!({"f:data": {"f:a": {}}}))]));
     }
 
     #[test]
@@ -2294,10 +1959,7 @@ mod tests {
             "Apply failed with 1 conflict: conflict with \"kubectl\": .metadata.ownerReferences[uid=\"u-1\"].name"
         );
         let out = apply(Some(&live), &other, &opts("ci", true, T2)).unwrap();
-        assert_eq!(
-            out["metadata"]["finalizers"],
-            json!(["example.com/keep", "example.com/other"])
-        );
+        assert_eq!(out["metadata"]["finalizers"], json!(["example.com/keep", "example.com/other"]));
     }
 
     #[test]
@@ -2309,16 +1971,8 @@ mod tests {
             api_version: "v1".into(),
         };
         let msg = conflict_message(&[
-            c(
-                "kubectl-client-side-apply",
-                ".data.password",
-                Operation::Update,
-            ),
-            c(
-                "kubectl-client-side-apply",
-                ".data.username",
-                Operation::Update,
-            ),
+            c("kubectl-client-side-apply", ".data.password", Operation::Update),
+            c("kubectl-client-side-apply", ".data.username", Operation::Update),
             c("helm", ".metadata.labels.tier", Operation::Apply),
         ]);
         assert_eq!(
@@ -2334,10 +1988,7 @@ mod tests {
                 json!({"apiVersion": "v2", "kind": "Secret", "metadata": {"name": "x"}}),
                 "invalid object type: /v2, Kind=Secret",
             ),
-            (
-                json!({"apiVersion": "v1", "metadata": {"name": "x"}}),
-                "invalid object type: /v1, Kind=",
-            ),
+            (json!({"apiVersion": "v1", "metadata": {"name": "x"}}), "invalid object type: /v1, Kind="),
             (
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "managedFields": []}}),
                 "metadata.managedFields must be nil",
@@ -2361,18 +2012,14 @@ mod tests {
         );
         for i in 0..12 {
             let old = obj.clone();
-            obj = crate::patch::merge_patch(&old, &json!({"data": {format!("k{i}"): "YQ=="}}))
-                .unwrap();
+            obj = crate::patch::merge_patch(&old, &json!({"data": {format!("k{i}"): "YQ=="}})).unwrap();
             let now = format!("2025-01-02T05:00:{i:02}Z");
             update(Some(&old), &mut obj, &format!("m{i:02}"), "v1", &now);
         }
         let mf = managed(&obj).as_array().unwrap();
         assert_eq!(mf.len(), MAX_UPDATE_MANAGERS);
         assert_eq!(mf[0]["manager"], "ancient-changes");
-        assert_eq!(
-            mf[0]["fieldsV1"]["f:data"],
-            json!({".": {}, "f:k0": {}, "f:k1": {}, "f:k2": {}})
-        );
+        assert_eq!(mf[0]["fieldsV1"]["f:data"], json!({".": {}, "f:k0": {}, "f:k1": {}, "f:k2": {}}));
         let times: Vec<&str> = mf.iter().map(|e| e["time"].as_str().unwrap()).collect();
         let mut sorted = times.clone();
         sorted.sort();
@@ -2381,12 +2028,7 @@ mod tests {
 
     #[test]
     fn time_is_recorded_in_seconds() {
-        let out = apply(
-            None,
-            &ssa_config("YQ=="),
-            &opts("kubectl", false, "2025-01-02T03:04:05.678+01:00"),
-        )
-        .unwrap();
+        let out = apply(None, &ssa_config("YQ=="), &opts("kubectl", false, "2025-01-02T03:04:05.678+01:00")).unwrap();
         assert_eq!(managed(&out)[0]["time"], "2025-01-02T02:04:05Z");
     }
 

@@ -31,8 +31,7 @@ pub const DEFAULT_JSON_PATCH_MAX_COPY_BYTES: usize = 3 * 1024 * 1024;
 
 /// The `Status.message` kube-apiserver sends (422 `Invalid`) for any JSON patch that does not apply:
 /// it wraps the library error in `NewGenericServerResponse`, which replaces the text with this.
-pub const JSON_PATCH_REJECTED_MESSAGE: &str =
-    "the server rejected our request due to an error in our request";
+pub const JSON_PATCH_REJECTED_MESSAGE: &str = "the server rejected our request due to an error in our request";
 
 /// How kube-apiserver classifies a failed patch, for the server to turn into a `Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +76,10 @@ impl PatchError {
     /// How kube-apiserver classifies this failure.
     pub fn failure(&self) -> PatchFailure {
         match self {
-            PatchError::Malformed(_)
-            | PatchError::InvalidStrategicPatch { .. }
-            | PatchError::LastAppliedNotObject => PatchFailure::BadRequest,
-            PatchError::OperationFailed { .. } | PatchError::CopyLimitExceeded { .. } => {
-                PatchFailure::Invalid
+            PatchError::Malformed(_) | PatchError::InvalidStrategicPatch { .. } | PatchError::LastAppliedNotObject => {
+                PatchFailure::BadRequest
             }
+            PatchError::OperationFailed { .. } | PatchError::CopyLimitExceeded { .. } => PatchFailure::Invalid,
             PatchError::TooManyOperations { .. } | PatchError::ResultTooLarge { .. } => {
                 PatchFailure::RequestEntityTooLarge
             }
@@ -142,11 +139,7 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
 ///
 /// `max_result_bytes` caps both what `copy` operations may add in total (kube-apiserver's
 /// `JSONPatchMaxCopyBytes`, with its error) and the size of the patched object.
-pub fn json_patch(
-    target: &Value,
-    patch: &Value,
-    max_result_bytes: usize,
-) -> Result<Value, PatchError> {
+pub fn json_patch(target: &Value, patch: &Value, max_result_bytes: usize) -> Result<Value, PatchError> {
     let Value::Array(ops) = patch else {
         return Err(PatchError::Malformed(format!(
             "json: cannot unmarshal {} into Go value of type jsonpatch.Patch",
@@ -160,35 +153,24 @@ pub fn json_patch(
         )));
     }
     if ops.len() > MAX_JSON_PATCH_OPERATIONS {
-        return Err(PatchError::TooManyOperations {
-            max: MAX_JSON_PATCH_OPERATIONS,
-            got: ops.len(),
-        });
+        return Err(PatchError::TooManyOperations { max: MAX_JSON_PATCH_OPERATIONS, got: ops.len() });
     }
 
     let mut doc = target.clone();
     let mut copied = 0usize;
     for (index, op) in ops.iter().enumerate() {
-        let Value::Object(op) = op else {
-            unreachable!("checked above")
-        };
+        let Value::Object(op) = op else { unreachable!("checked above") };
         apply_operation(&mut doc, op, &mut copied, max_result_bytes).map_err(|e| match e {
             OpError::Message(message) => PatchError::OperationFailed { index, message },
-            OpError::CopyLimit { accumulated } => PatchError::CopyLimitExceeded {
-                accumulated,
-                limit: max_result_bytes,
-            },
+            OpError::CopyLimit { accumulated } => {
+                PatchError::CopyLimitExceeded { accumulated, limit: max_result_bytes }
+            }
         })?;
     }
 
-    let size = serde_json::to_vec(&doc)
-        .map(|b| b.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&doc).map(|b| b.len()).unwrap_or(usize::MAX);
     if size > max_result_bytes {
-        return Err(PatchError::ResultTooLarge {
-            size,
-            limit: max_result_bytes,
-        });
+        return Err(PatchError::ResultTooLarge { size, limit: max_result_bytes });
     }
     Ok(doc)
 }
@@ -216,19 +198,11 @@ fn op_str(op: &Map<String, Value>, name: &str) -> Result<String, String> {
             format!("operation, missing from field: {MISSING}")
         }),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(format!(
-            "json: cannot unmarshal {} into Go value of type string",
-            go_json_kind(other)
-        )),
+        Some(other) => Err(format!("json: cannot unmarshal {} into Go value of type string", go_json_kind(other))),
     }
 }
 
-fn apply_operation(
-    doc: &mut Value,
-    op: &Map<String, Value>,
-    copied: &mut usize,
-    limit: usize,
-) -> Result<(), OpError> {
+fn apply_operation(doc: &mut Value, op: &Map<String, Value>, copied: &mut usize, limit: usize) -> Result<(), OpError> {
     let kind = match op.get("op") {
         Some(Value::String(s)) => s.as_str(),
         _ => "unknown",
@@ -237,57 +211,38 @@ fn apply_operation(
     let value = || op.get("value").cloned().unwrap_or(Value::Null);
     match kind {
         "add" => {
-            let path = op_str(op, "path")
-                .map_err(|_| format!("add operation failed to decode path: {MISSING}"))?;
+            let path = op_str(op, "path").map_err(|_| format!("add operation failed to decode path: {MISSING}"))?;
             let Some((parents, key)) = split_pointer(&path) else {
-                return Err(format!(
-                    "add operation does not apply: doc is missing path: \"{path}\": {MISSING}"
-                )
-                .into());
+                return Err(format!("add operation does not apply: doc is missing path: \"{path}\": {MISSING}").into());
             };
             let Some(con) = find_container(doc, &parents) else {
-                return Err(format!(
-                    "add operation does not apply: doc is missing path: \"{path}\": {MISSING}"
-                )
-                .into());
+                return Err(format!("add operation does not apply: doc is missing path: \"{path}\": {MISSING}").into());
             };
-            container_add(con, &key, value())
-                .map_err(|e| format!("error in add for path: '{path}': {e}"))?;
+            container_add(con, &key, value()).map_err(|e| format!("error in add for path: '{path}': {e}"))?;
         }
         "remove" => {
-            let path = op_str(op, "path")
-                .map_err(|_| format!("remove operation failed to decode path: {MISSING}"))?;
-            let con = split_pointer(&path)
-                .and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
+            let path = op_str(op, "path").map_err(|_| format!("remove operation failed to decode path: {MISSING}"))?;
+            let con = split_pointer(&path).and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
             let Some((con, key)) = con else {
-                return Err(format!(
-                    "remove operation does not apply: doc is missing path: \"{path}\": {MISSING}"
-                )
-                .into());
+                return Err(
+                    format!("remove operation does not apply: doc is missing path: \"{path}\": {MISSING}").into()
+                );
             };
-            container_remove(con, &key)
-                .map_err(|e| format!("error in remove for path: '{path}': {e}"))?;
+            container_remove(con, &key).map_err(|e| format!("error in remove for path: '{path}': {e}"))?;
         }
         "replace" => {
-            let path = op_str(op, "path")
-                .map_err(|e| format!("replace operation failed to decode path: {e}"))?;
+            let path = op_str(op, "path").map_err(|e| format!("replace operation failed to decode path: {e}"))?;
             if path.is_empty() {
                 let v = value();
                 if !(v.is_object() || v.is_array()) {
-                    return Err("replace operation value must be object or array"
-                        .to_string()
-                        .into());
+                    return Err("replace operation value must be object or array".to_string().into());
                 }
                 *doc = v;
                 return Ok(());
             }
-            let con = split_pointer(&path)
-                .and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
+            let con = split_pointer(&path).and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
             let Some((con, key)) = con else {
-                return Err(format!(
-                    "replace operation does not apply: doc is missing path: {path}: {MISSING}"
-                )
-                .into());
+                return Err(format!("replace operation does not apply: doc is missing path: {path}: {MISSING}").into());
             };
             match con {
                 // evanphx's object `get` never fails, so replacing a missing key adds it.
@@ -295,58 +250,45 @@ fn apply_operation(
                     m.insert(key, value());
                 }
                 Value::Array(a) => {
-                    let idx = array_get_index(a.len(), &key)
-                        .map_err(|_| format!("replace operation does not apply: doc is missing key: {path}: {MISSING}"))?;
+                    let idx = array_get_index(a.len(), &key).map_err(|_| {
+                        format!("replace operation does not apply: doc is missing key: {path}: {MISSING}")
+                    })?;
                     a[idx] = value();
                 }
                 _ => unreachable!("find_container returns containers"),
             }
         }
         "move" => {
-            let from = op_str(op, "from")
-                .map_err(|e| format!("move operation failed to decode from: {e}"))?;
-            let con = split_pointer(&from)
-                .and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
+            let from = op_str(op, "from").map_err(|e| format!("move operation failed to decode from: {e}"))?;
+            let con = split_pointer(&from).and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
+            let Some((con, key)) = con else {
+                return Err(
+                    format!("move operation does not apply: doc is missing from path: {from}: {MISSING}").into()
+                );
+            };
+            let moved = container_remove(con, &key).map_err(|e| format!("error in move for path: '{key}': {e}"))?;
+            let path = op_str(op, "path").map_err(|e| format!("move operation failed to decode path: {e}"))?;
+            let con = split_pointer(&path).and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
             let Some((con, key)) = con else {
                 return Err(format!(
-                    "move operation does not apply: doc is missing from path: {from}: {MISSING}"
+                    "move operation does not apply: doc is missing destination path: {path}: {MISSING}"
                 )
                 .into());
             };
-            let moved = container_remove(con, &key)
-                .map_err(|e| format!("error in move for path: '{key}': {e}"))?;
-            let path = op_str(op, "path")
-                .map_err(|e| format!("move operation failed to decode path: {e}"))?;
-            let con = split_pointer(&path)
-                .and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
-            let Some((con, key)) = con else {
-                return Err(format!("move operation does not apply: doc is missing destination path: {path}: {MISSING}").into());
-            };
-            container_add(con, &key, moved)
-                .map_err(|e| format!("error in move for path: '{path}': {e}"))?;
+            container_add(con, &key, moved).map_err(|e| format!("error in move for path: '{path}': {e}"))?;
         }
         "test" => {
-            let path = op_str(op, "path")
-                .map_err(|e| format!("test operation failed to decode path: {e}"))?;
+            let path = op_str(op, "path").map_err(|e| format!("test operation failed to decode path: {e}"))?;
             let failed = || OpError::Message(format!("testing value {path} failed: test failed"));
             let expected = op.get("value");
             if path.is_empty() {
-                return if expected == Some(&*doc) {
-                    Ok(())
-                } else {
-                    Err(failed())
-                };
+                return if expected == Some(&*doc) { Ok(()) } else { Err(failed()) };
             }
-            let con = split_pointer(&path)
-                .and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
+            let con = split_pointer(&path).and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
             let Some((con, key)) = con else {
-                return Err(format!(
-                    "test operation does not apply: is missing path: {path}: {MISSING}"
-                )
-                .into());
+                return Err(format!("test operation does not apply: is missing path: {path}: {MISSING}").into());
             };
-            let actual = container_get(con, &key)
-                .map_err(|e| format!("error in test for path: '{path}': {e}"))?;
+            let actual = container_get(con, &key).map_err(|e| format!("error in test for path: '{path}': {e}"))?;
             match (actual, expected) {
                 (None, None | Some(Value::Null)) => {}
                 (Some(a), Some(e)) if a == e => {}
@@ -354,36 +296,29 @@ fn apply_operation(
             }
         }
         "copy" => {
-            let from = op_str(op, "from")
-                .map_err(|e| format!("copy operation failed to decode from: {e}"))?;
-            let con = split_pointer(&from)
-                .and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
+            let from = op_str(op, "from").map_err(|e| format!("copy operation failed to decode from: {e}"))?;
+            let con = split_pointer(&from).and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
+            let Some((con, key)) = con else {
+                return Err(
+                    format!("copy operation does not apply: doc is missing from path: {from}: {MISSING}").into()
+                );
+            };
+            // A missing object key copies evanphx's nil node, which marshals as `null`.
+            let source =
+                container_get(con, &key).map_err(|e| format!("error in copy for from: '{from}': {e}"))?.cloned();
+            let path = op_str(op, "path").map_err(|_| format!("copy operation failed to decode path: {MISSING}"))?;
+            let con = split_pointer(&path).and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
             let Some((con, key)) = con else {
                 return Err(format!(
-                    "copy operation does not apply: doc is missing from path: {from}: {MISSING}"
+                    "copy operation does not apply: doc is missing destination path: {path}: {MISSING}"
                 )
                 .into());
             };
-            // A missing object key copies evanphx's nil node, which marshals as `null`.
-            let source = container_get(con, &key)
-                .map_err(|e| format!("error in copy for from: '{from}': {e}"))?
-                .cloned();
-            let path = op_str(op, "path")
-                .map_err(|_| format!("copy operation failed to decode path: {MISSING}"))?;
-            let con = split_pointer(&path)
-                .and_then(|(parents, key)| Some((find_container(doc, &parents)?, key)));
-            let Some((con, key)) = con else {
-                return Err(format!("copy operation does not apply: doc is missing destination path: {path}: {MISSING}").into());
-            };
-            let size = source
-                .as_ref()
-                .map(|v| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX))
-                .unwrap_or(0);
+            let size =
+                source.as_ref().map(|v| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)).unwrap_or(0);
             *copied = copied.saturating_add(size);
             if *copied > limit {
-                return Err(OpError::CopyLimit {
-                    accumulated: *copied,
-                });
+                return Err(OpError::CopyLimit { accumulated: *copied });
             }
             container_add(con, &key, source.unwrap_or(Value::Null))
                 .map_err(|e| format!("error while adding value during copy: {e}"))?;
@@ -434,8 +369,7 @@ fn atoi(key: &str) -> Result<i64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("strconv.Atoi: parsing \"{key}\": invalid syntax"));
     }
-    key.parse::<i64>()
-        .map_err(|_| format!("strconv.Atoi: parsing \"{key}\": value out of range"))
+    key.parse::<i64>().map_err(|_| format!("strconv.Atoi: parsing \"{key}\": value out of range"))
 }
 
 fn invalid_index(idx: i64) -> String {
@@ -479,8 +413,7 @@ fn container_add(con: &mut Value, key: &str, value: Value) -> Result<(), String>
                 a.push(value);
                 return Ok(());
             }
-            let idx = atoi(key)
-                .map_err(|e| format!("value was not a proper array index: '{key}': {e}"))?;
+            let idx = atoi(key).map_err(|e| format!("value was not a proper array index: '{key}': {e}"))?;
             let size = a.len() as i64 + 1;
             if idx >= size {
                 return Err(invalid_index(idx));
@@ -502,9 +435,9 @@ fn container_add(con: &mut Value, key: &str, value: Value) -> Result<(), String>
 
 fn container_remove(con: &mut Value, key: &str) -> Result<Value, String> {
     match con {
-        Value::Object(m) => m
-            .shift_remove(key)
-            .ok_or_else(|| format!("Unable to remove nonexistent key: {key}: {MISSING}")),
+        Value::Object(m) => {
+            m.shift_remove(key).ok_or_else(|| format!("Unable to remove nonexistent key: {key}: {MISSING}"))
+        }
         Value::Array(a) => {
             let idx = atoi(key)?;
             let len = a.len() as i64;
@@ -561,11 +494,7 @@ pub(crate) const MAP_ENTRY_SEGMENT: &str = "*";
 impl StrategicSchema {
     /// No maps, no mergeable lists: every object is a struct and every list atomic.
     pub fn empty() -> Self {
-        StrategicSchema {
-            lists: BTreeMap::new(),
-            maps: BTreeSet::new(),
-            reset: BTreeSet::new(),
-        }
+        StrategicSchema { lists: BTreeMap::new(), maps: BTreeSet::new(), reset: BTreeSet::new() }
     }
 
     /// `ObjectMeta`: `ownerReferences` merge by `uid`, `finalizers` are a set, `labels` and
@@ -589,12 +518,7 @@ impl StrategicSchema {
     }
 
     pub fn with_map_list(mut self, path: &str, key: &str) -> Self {
-        self.lists.insert(
-            path.to_string(),
-            ListType::Map {
-                key: key.to_string(),
-            },
-        );
+        self.lists.insert(path.to_string(), ListType::Map { key: key.to_string() });
         self
     }
 
@@ -637,11 +561,7 @@ impl StrategicSchema {
 
     /// The schema path segment for `key` inside the object at `path`.
     pub(crate) fn child_segment(&self, path: &[String], key: &str) -> String {
-        if self.is_map_at(path) {
-            MAP_ENTRY_SEGMENT.to_string()
-        } else {
-            key.to_string()
-        }
+        if self.is_map_at(path) { MAP_ENTRY_SEGMENT.to_string() } else { key.to_string() }
     }
 }
 
@@ -664,11 +584,7 @@ const DELETE_FROM_PRIMITIVE_LIST_PREFIX: &str = "$deleteFromPrimitiveList/";
 /// are new to the object are applied rather than stored, unknown `$` keys are dropped, an object
 /// deleted by `$patch: delete` is removed rather than left as `{}`, and deleting the whole object
 /// is refused.
-pub fn strategic_merge_patch(
-    target: &Value,
-    patch: &Value,
-    schema: &StrategicSchema,
-) -> Result<Value, PatchError> {
+pub fn strategic_merge_patch(target: &Value, patch: &Value, schema: &StrategicSchema) -> Result<Value, PatchError> {
     let Value::Object(patch) = patch else {
         return Err(PatchError::Malformed(format!(
             "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
@@ -679,10 +595,7 @@ pub fn strategic_merge_patch(
         return Err(PatchError::Malformed("invalid JSON document".to_string()));
     };
     if patch.get(DIRECTIVE_MARKER).and_then(Value::as_str) == Some("delete") {
-        return Err(smp_error(
-            &[],
-            "\"$patch: delete\" cannot delete the whole object",
-        ));
+        return Err(smp_error(&[], "\"$patch: delete\" cannot delete the whole object"));
     }
     let smp = Smp { schema };
     let merged = smp.merge_map(target.clone(), patch.clone(), &mut Vec::new())?;
@@ -690,15 +603,8 @@ pub fn strategic_merge_patch(
 }
 
 fn smp_error(path: &[String], message: &str) -> PatchError {
-    let path = if path.is_empty() {
-        "the object root".to_string()
-    } else {
-        path.join(".")
-    };
-    PatchError::InvalidStrategicPatch {
-        path,
-        message: message.to_string(),
-    }
+    let path = if path.is_empty() { "the object root".to_string() } else { path.join(".") };
+    PatchError::InvalidStrategicPatch { path, message: message.to_string() }
 }
 
 fn bad_retain_keys(path: &[String]) -> PatchError {
@@ -710,10 +616,7 @@ fn bad_set_element_order(path: &[String]) -> PatchError {
 }
 
 fn no_merge_key(path: &[String], key: &str) -> PatchError {
-    smp_error(
-        path,
-        &format!("list element does not contain declared merge key: {key}"),
-    )
+    smp_error(path, &format!("list element does not contain declared merge key: {key}"))
 }
 
 /// The element kind of a list, as Go's `reflect.Kind` of decoded JSON sees it.
@@ -756,10 +659,7 @@ fn same_json_kind(a: &Value, b: &Value) -> bool {
 fn strip_dollar_keys(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| !k.starts_with('$'))
-                .map(|(k, v)| (k, strip_dollar_keys(v)))
-                .collect(),
+            m.into_iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k, strip_dollar_keys(v))).collect(),
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_dollar_keys).collect()),
         other => other,
@@ -794,15 +694,14 @@ impl Smp<'_> {
         self.merge_set_element_order(&mut original, &mut patch, path)?;
 
         for (key, patch_value) in patch {
-            let (key, is_delete_list) =
-                if let Some(rest) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST_PREFIX) {
-                    (rest.to_string(), true)
-                } else if key.starts_with('$') {
-                    // Unknown directives are dropped so they are never stored.
-                    continue;
-                } else {
-                    (key, false)
-                };
+            let (key, is_delete_list) = if let Some(rest) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST_PREFIX) {
+                (rest.to_string(), true)
+            } else if key.starts_with('$') {
+                // Unknown directives are dropped so they are never stored.
+                continue;
+            } else {
+                (key, false)
+            };
 
             if patch_value.is_null() {
                 original.shift_remove(&key);
@@ -865,15 +764,13 @@ impl Smp<'_> {
             };
         }
         match (existing, patch_value) {
-            (Value::Object(o), Value::Object(p)) => {
-                match self.merge_map(std::mem::take(o), p, path)? {
-                    Some(m) => {
-                        *o = m;
-                        Ok(())
-                    }
-                    None => Err(MergeOutcome::Delete),
+            (Value::Object(o), Value::Object(p)) => match self.merge_map(std::mem::take(o), p, path)? {
+                Some(m) => {
+                    *o = m;
+                    Ok(())
                 }
-            }
+                None => Err(MergeOutcome::Delete),
+            },
             (Value::Array(o), Value::Array(p)) => {
                 *o = self.merge_slice_handler(std::mem::take(o), p, list_type.as_ref(), path)?;
                 Ok(())
@@ -891,12 +788,7 @@ impl Smp<'_> {
             Value::Object(m) => Ok(self.merge_map(Map::new(), m, path)?.map(Value::Object)),
             Value::Array(a) => {
                 let list_type = self.schema.list_type_at(path).cloned();
-                Ok(Some(Value::Array(self.merge_slice_handler(
-                    Vec::new(),
-                    a,
-                    list_type.as_ref(),
-                    path,
-                )?)))
+                Ok(Some(Value::Array(self.merge_slice_handler(Vec::new(), a, list_type.as_ref(), path)?)))
             }
             other => Ok(Some(other)),
         }
@@ -939,11 +831,7 @@ impl Smp<'_> {
         patch: &mut Map<String, Value>,
         path: &mut Vec<String>,
     ) -> Result<(), PatchError> {
-        let keys: Vec<String> = patch
-            .keys()
-            .filter(|k| k.starts_with(SET_ELEMENT_ORDER_PREFIX))
-            .cloned()
-            .collect();
+        let keys: Vec<String> = patch.keys().filter(|k| k.starts_with(SET_ELEMENT_ORDER_PREFIX)).cloned().collect();
         for directive in keys {
             let Some(Value::Array(order)) = patch.shift_remove(&directive) else {
                 return Err(bad_set_element_order(path));
@@ -987,32 +875,17 @@ impl Smp<'_> {
         let merged = match (&original_list, patch_list) {
             (Some(o), None) => o.clone(),
             (None, Some(p)) => self.merge_slice_handler(Vec::new(), p, list_type.as_ref(), path)?,
-            (Some(o), Some(p)) => {
-                self.merge_slice_handler(o.clone(), p, list_type.as_ref(), path)?
-            }
+            (Some(o), Some(p)) => self.merge_slice_handler(o.clone(), p, list_type.as_ref(), path)?,
             (None, None) => return Ok(()),
         };
         let original_list = original_list.unwrap_or_default();
-        let patch_slice: &[Value] = patch
-            .get(field)
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let patch_slice: &[Value] = patch.get(field).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
         let kind = element_kind(path, &[&original_list, patch_slice])?;
         let ordered = match kind {
             None => merged,
             Some(kind) => {
-                let (patch_items, server_only) =
-                    partition_by_presence(merged, order, merge_key, kind, path)?;
-                normalize_element_order(
-                    patch_items,
-                    server_only,
-                    order,
-                    &original_list,
-                    merge_key,
-                    kind,
-                    path,
-                )?
+                let (patch_items, server_only) = partition_by_presence(merged, order, merge_key, kind, path)?;
+                normalize_element_order(patch_items, server_only, order, &original_list, merge_key, kind, path)?
             }
         };
         original.insert(field.to_string(), Value::Array(ordered));
@@ -1062,36 +935,16 @@ impl Smp<'_> {
                     server_only.push(v.clone());
                 }
             }
-            return Ok(merge_sorted_slice(
-                server_only,
-                patch_items,
-                &original,
-                None,
-                kind,
-            ));
+            return Ok(merge_sorted_slice(server_only, patch_items, &original, None, kind));
         }
 
         let ListType::Map { key } = list_type else {
-            return Err(smp_error(
-                path,
-                "cannot merge lists without merge key for type map",
-            ));
+            return Err(smp_error(path, "cannot merge lists without merge key for type map"));
         };
-        let (original, patch) =
-            self.merge_slice_with_special_elements(original, patch, key, path)?;
-        let merged =
-            self.merge_slice_without_special_elements(original.clone(), &patch, key, path)?;
-        let (patch_items, server_only) =
-            partition_by_presence(merged, &patch, Some(key), kind, path)?;
-        normalize_element_order(
-            patch_items,
-            server_only,
-            &patch,
-            &original,
-            Some(key),
-            kind,
-            path,
-        )
+        let (original, patch) = self.merge_slice_with_special_elements(original, patch, key, path)?;
+        let merged = self.merge_slice_without_special_elements(original.clone(), &patch, key, path)?;
+        let (patch_items, server_only) = partition_by_presence(merged, &patch, Some(key), kind, path)?;
+        normalize_element_order(patch_items, server_only, &patch, &original, Some(key), kind, path)
     }
 
     /// `mergeSliceWithSpecialElements`: applies `{"$patch": "delete", key: …}` and
@@ -1106,9 +959,7 @@ impl Smp<'_> {
         let mut plain = Vec::new();
         let mut replace = false;
         for v in patch {
-            let Value::Object(m) = &v else {
-                unreachable!("element kind is map")
-            };
+            let Value::Object(m) = &v else { unreachable!("element kind is map") };
             match m.get(DIRECTIVE_MARKER) {
                 None => plain.push(v),
                 Some(directive) => match directive.as_str() {
@@ -1125,10 +976,7 @@ impl Smp<'_> {
                     }
                     Some("replace") => replace = true,
                     Some("merge") => {
-                        return Err(smp_error(
-                            path,
-                            "merging lists cannot yet be specified in the patch",
-                        ));
+                        return Err(smp_error(path, "merging lists cannot yet be specified in the patch"));
                     }
                     _ => return Err(smp_error(path, "unknown patch type")),
                 },
@@ -1156,9 +1004,7 @@ impl Smp<'_> {
         path: &mut Vec<String>,
     ) -> Result<Vec<Value>, PatchError> {
         for v in patch {
-            let Value::Object(m) = v else {
-                unreachable!("element kind is map")
-            };
+            let Value::Object(m) = v else { unreachable!("element kind is map") };
             let Some(merge_value) = m.get(key) else {
                 return Err(no_merge_key(path, key));
             };
@@ -1174,9 +1020,7 @@ impl Smp<'_> {
             }
             match found {
                 Some(i) => {
-                    let Value::Object(om) = std::mem::take(&mut original[i]) else {
-                        unreachable!()
-                    };
+                    let Value::Object(om) = std::mem::take(&mut original[i]) else { unreachable!() };
                     match self.merge_map(om, m.clone(), path)? {
                         Some(merged) => original[i] = Value::Object(merged),
                         None => {
@@ -1207,8 +1051,7 @@ impl From<PatchError> for MergeOutcome {
 }
 
 fn has_directive(v: &Value) -> bool {
-    v.as_object()
-        .is_some_and(|m| m.contains_key(DIRECTIVE_MARKER))
+    v.as_object().is_some_and(|m| m.contains_key(DIRECTIVE_MARKER))
 }
 
 /// `validatePatchWithSetOrderList`: the patch list's items must appear in the order list, in the
@@ -1249,9 +1092,7 @@ fn validate_patch_with_set_order_list(
         let equal = match merge_key {
             None => non_delete[pi] == &order[si],
             Some(key) => {
-                let l = non_delete[pi]
-                    .get(key)
-                    .ok_or_else(|| no_merge_key(path, key))?;
+                let l = non_delete[pi].get(key).ok_or_else(|| no_merge_key(path, key))?;
                 let r = order[si].get(key).ok_or_else(|| no_merge_key(path, key))?;
                 l == r
             }
@@ -1262,21 +1103,13 @@ fn validate_patch_with_set_order_list(
         si += 1;
     }
     if pi < non_delete.len() && si >= order.len() {
-        return Err(smp_error(
-            path,
-            "the order in the patch list doesn't match the $setElementOrder list",
-        ));
+        return Err(smp_error(path, "the order in the patch list doesn't match the $setElementOrder list"));
     }
     Ok(())
 }
 
 /// Where `item` sits in `list`, matching maps by merge key and scalars by value.
-fn index_in(
-    list: &[Value],
-    item: &Value,
-    merge_key: Option<&str>,
-    kind: ElementKind,
-) -> Option<usize> {
+fn index_in(list: &[Value], item: &Value, merge_key: Option<&str>, kind: ElementKind) -> Option<usize> {
     match (kind, merge_key) {
         (ElementKind::Map, Some(key)) => {
             let v = item.get(key);
@@ -1297,10 +1130,10 @@ fn partition_by_presence(
     let mut present = Vec::new();
     let mut absent = Vec::new();
     for v in items {
-        if let (ElementKind::Map, Some(key)) = (kind, merge_key) {
-            if v.get(key).is_none() {
-                return Err(no_merge_key(path, key));
-            }
+        if let (ElementKind::Map, Some(key)) = (kind, merge_key)
+            && v.get(key).is_none()
+        {
+            return Err(no_merge_key(path, key));
         }
         if index_in(partition_by, &v, merge_key, kind).is_some() {
             present.push(v);
@@ -1324,13 +1157,7 @@ fn normalize_element_order(
 ) -> Result<Vec<Value>, PatchError> {
     let patch_items = normalize_slice_order(patch_items, patch_order, merge_key, kind, path)?;
     let server_only = normalize_slice_order(server_only, server_order, merge_key, kind, path)?;
-    Ok(merge_sorted_slice(
-        server_only,
-        patch_items,
-        server_order,
-        merge_key,
-        kind,
-    ))
+    Ok(merge_sorted_slice(server_only, patch_items, server_order, merge_key, kind))
 }
 
 /// `normalizeSliceOrder`: a stable sort by position in `order`; `$patch: delete` items last.
@@ -1348,9 +1175,7 @@ fn normalize_slice_order(
                 return Err(no_merge_key(path, key));
             }
         }
-        to_sort
-            .into_iter()
-            .partition(|v| v.get(DIRECTIVE_MARKER).and_then(Value::as_str) != Some("delete"))
+        to_sort.into_iter().partition(|v| v.get(DIRECTIVE_MARKER).and_then(Value::as_str) != Some("delete"))
     } else {
         (to_sort, Vec::new())
     };
@@ -1403,12 +1228,8 @@ fn merge_sorted_slice(
 /// keys, so digests keep `kubectl apply` working while no value is stored in clear twice. A data
 /// value that is not valid base64, and any value that is not a string, is digested as it is
 /// written, so nothing under those fields survives.
-pub fn redact_last_applied(
-    annotation: &str,
-    digest: &dyn Fn(&str, &[u8]) -> String,
-) -> Result<String, PatchError> {
-    let mut doc: Value =
-        serde_json::from_str(annotation).map_err(|_| PatchError::LastAppliedNotObject)?;
+pub fn redact_last_applied(annotation: &str, digest: &dyn Fn(&str, &[u8]) -> String) -> Result<String, PatchError> {
+    let mut doc: Value = serde_json::from_str(annotation).map_err(|_| PatchError::LastAppliedNotObject)?;
     let Value::Object(obj) = &mut doc else {
         return Err(PatchError::LastAppliedNotObject);
     };
@@ -1424,11 +1245,19 @@ pub fn redact_last_applied(
     Ok(out)
 }
 
+/// Every digest [`redact_last_applied`]'s callers produce starts with this, so redaction is
+/// idempotent: a value that already is a digest is kept, and re-saving an object does not change
+/// its annotation (which would make every patch look like a change).
+pub const DIGEST_PREFIX: &str = "strongroom-digest:";
+
 fn redact_values(values: &mut Value, base64_values: bool, digest: &dyn Fn(&str, &[u8]) -> String) {
     match values {
         Value::Null => {}
         Value::Object(m) => {
             for (key, v) in m.iter_mut() {
+                if v.as_str().is_some_and(|s| s.starts_with(DIGEST_PREFIX)) {
+                    continue;
+                }
                 let bytes = value_bytes(v, base64_values);
                 let old = std::mem::replace(v, Value::String(digest(key, &bytes)));
                 wipe(old);
@@ -1445,9 +1274,7 @@ fn redact_values(values: &mut Value, base64_values: bool, digest: &dyn Fn(&str, 
 fn value_bytes(v: &Value, base64_values: bool) -> Zeroizing<Vec<u8>> {
     match v {
         Value::String(s) if base64_values => Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .unwrap_or_else(|_| s.as_bytes().to_vec()),
+            base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_else(|_| s.as_bytes().to_vec()),
         ),
         Value::String(s) => Zeroizing::new(s.as_bytes().to_vec()),
         other => Zeroizing::new(serde_json::to_vec(other).unwrap_or_default()),
@@ -1498,12 +1325,7 @@ mod tests {
                 json!({"metadata": {"finalizers": ["c"]}}),
                 json!({"metadata": {"finalizers": ["c"]}}),
             ),
-            (
-                "deleting a missing key is a no-op",
-                json!({"a": 1}),
-                json!({"b": null}),
-                json!({"a": 1}),
-            ),
+            ("deleting a missing key is a no-op", json!({"a": 1}), json!({"b": null}), json!({"a": 1})),
         ];
         for (name, target, patch, want) in cases {
             assert_eq!(&merge_patch(target, patch).unwrap(), want, "{name}");
@@ -1518,12 +1340,7 @@ mod tests {
             "error decoding patch: json: cannot unmarshal array into Go value of type map[string]interface {}"
         );
         assert_eq!(err.failure(), PatchFailure::BadRequest);
-        assert_eq!(
-            merge_patch(&json!({}), &Value::Null)
-                .unwrap_err()
-                .to_string(),
-            "Invalid JSON Patch"
-        );
+        assert_eq!(merge_patch(&json!({}), &Value::Null).unwrap_err().to_string(), "Invalid JSON Patch");
     }
 
     // ---- JSON patch ----
@@ -1544,11 +1361,7 @@ mod tests {
                 json!([{"op": "add", "path": "/data/new", "value": "bg=="}]),
                 json!({"password": "czNjcjN0", "extra": "eA==", "new": "bg=="}),
             ),
-            (
-                "remove",
-                json!([{"op": "remove", "path": "/data/extra"}]),
-                json!({"password": "czNjcjN0"}),
-            ),
+            ("remove", json!([{"op": "remove", "path": "/data/extra"}]), json!({"password": "czNjcjN0"})),
             (
                 "replace",
                 json!([{"op": "replace", "path": "/data/extra", "value": "eQ=="}]),
@@ -1587,21 +1400,9 @@ mod tests {
     #[test]
     fn json_patch_array_indices() {
         let cases: &[(&str, Value, Value)] = &[
-            (
-                "append",
-                json!([{"op": "add", "path": "/metadata/finalizers/-", "value": "c"}]),
-                json!(["a", "b", "c"]),
-            ),
-            (
-                "insert",
-                json!([{"op": "add", "path": "/metadata/finalizers/0", "value": "c"}]),
-                json!(["c", "a", "b"]),
-            ),
-            (
-                "negative index",
-                json!([{"op": "remove", "path": "/metadata/finalizers/-1"}]),
-                json!(["a"]),
-            ),
+            ("append", json!([{"op": "add", "path": "/metadata/finalizers/-", "value": "c"}]), json!(["a", "b", "c"])),
+            ("insert", json!([{"op": "add", "path": "/metadata/finalizers/0", "value": "c"}]), json!(["c", "a", "b"])),
+            ("negative index", json!([{"op": "remove", "path": "/metadata/finalizers/-1"}]), json!(["a"])),
             (
                 "replace element",
                 json!([{"op": "replace", "path": "/metadata/finalizers/1", "value": "z"}]),
@@ -1641,23 +1442,14 @@ mod tests {
                 json!([{"op": "add", "path": "/metadata/finalizers/9", "value": "x"}]),
                 "error in add for path: '/metadata/finalizers/9': Unable to access invalid index: 9: invalid index referenced",
             ),
-            (
-                json!([{"op": "frobnicate", "path": "/data"}]),
-                "Unexpected kind: frobnicate",
-            ),
-            (
-                json!([{"op": "remove"}]),
-                "remove operation failed to decode path: missing value",
-            ),
+            (json!([{"op": "frobnicate", "path": "/data"}]), "Unexpected kind: frobnicate"),
+            (json!([{"op": "remove"}]), "remove operation failed to decode path: missing value"),
         ];
         for (patch, want) in cases {
             let err = json_patch(&secret(), patch, DEFAULT_JSON_PATCH_MAX_COPY_BYTES).unwrap_err();
             assert_eq!(err.to_string(), *want);
             assert_eq!(err.failure(), PatchFailure::Invalid);
-            assert_eq!(
-                err.status_message(),
-                "the server rejected our request due to an error in our request"
-            );
+            assert_eq!(err.status_message(), "the server rejected our request due to an error in our request");
             assert!(!err.to_string().contains("czNjcjN0"), "no value in {err}");
         }
     }
@@ -1690,49 +1482,30 @@ mod tests {
         }
         let limit = 64 * 1024;
         let err = json_patch(&json!({}), &Value::Array(ops), limit).unwrap_err();
-        let PatchError::CopyLimitExceeded {
-            accumulated,
-            limit: l,
-        } = err
-        else {
-            panic!("{err:?}")
-        };
+        let PatchError::CopyLimitExceeded { accumulated, limit: l } = err else { panic!("{err:?}") };
         assert!(accumulated > limit && l == limit);
         assert_eq!(err.failure(), PatchFailure::Invalid);
-        assert!(
-            err.to_string().starts_with(
-                "Unable to complete the copy, the accumulated size increase of copy is "
-            )
-        );
+        assert!(err.to_string().starts_with("Unable to complete the copy, the accumulated size increase of copy is "));
     }
 
     #[test]
     fn json_patch_result_size_is_capped() {
         let patch = json!([{"op": "add", "path": "/big", "value": "x".repeat(2000)}]);
         let err = json_patch(&json!({}), &patch, 1000).unwrap_err();
-        assert!(
-            matches!(err, PatchError::ResultTooLarge { limit: 1000, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, PatchError::ResultTooLarge { limit: 1000, .. }), "{err:?}");
         assert_eq!(err.failure(), PatchFailure::RequestEntityTooLarge);
     }
 
     #[test]
     fn json_patch_limits_operation_count_and_shape() {
-        let ops = Value::Array(vec![
-            json!({"op": "test", "path": "/a", "value": null});
-            MAX_JSON_PATCH_OPERATIONS + 1
-        ]);
+        let ops = Value::Array(vec![json!({"op": "test", "path": "/a", "value": null}); MAX_JSON_PATCH_OPERATIONS + 1]);
         let err = json_patch(&json!({}), &ops, DEFAULT_JSON_PATCH_MAX_COPY_BYTES).unwrap_err();
         assert_eq!(
             err.status_message(),
             "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
         );
         let err = json_patch(&json!({}), &json!({"op": "add"}), 1 << 20).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
-        );
+        assert_eq!(err.to_string(), "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
         assert_eq!(err.failure(), PatchFailure::BadRequest);
     }
 
@@ -1785,11 +1558,7 @@ mod tests {
                 json!({"metadata": {"ownerReferences": [{"$patch": "replace"}, owner("u9", "nine")]}}),
                 json!([owner("u9", "nine")]),
             ),
-            (
-                "finalizers merge as a set",
-                json!({"metadata": {"finalizers": ["y", "z"]}}),
-                json!(["x", "y", "z"]),
-            ),
+            ("finalizers merge as a set", json!({"metadata": {"finalizers": ["y", "z"]}}), json!(["x", "y", "z"])),
             (
                 "$deleteFromPrimitiveList removes finalizers",
                 json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}),
@@ -1804,27 +1573,21 @@ mod tests {
         for (name, patch, want) in cases {
             let out = strategic_merge_patch(&base, patch, &schema).unwrap();
             let got = if want.is_array() {
-                let field = if name.contains("finalizers") {
-                    "finalizers"
-                } else {
-                    "ownerReferences"
-                };
+                let field = if name.contains("finalizers") { "finalizers" } else { "ownerReferences" };
                 out["metadata"][field].clone()
             } else {
                 out.clone()
             };
             assert_eq!(&got, want, "{name}");
-            assert!(
-                !out.to_string().contains('$'),
-                "{name}: a directive was stored: {out}"
-            );
+            assert!(!out.to_string().contains('$'), "{name}: a directive was stored: {out}");
         }
     }
 
     #[test]
     fn strategic_merge_patch_map_directives() {
         let schema = StrategicSchema::secret();
-        let base = json!({"metadata": {"name": "db", "labels": {"a": "1", "b": "2"}}, "data": {"k": "dg==", "l": "bA=="}});
+        let base =
+            json!({"metadata": {"name": "db", "labels": {"a": "1", "b": "2"}}, "data": {"k": "dg==", "l": "bA=="}});
         let cases: &[(&str, Value, Value)] = &[
             (
                 "$patch: replace on a map",
@@ -1853,31 +1616,19 @@ mod tests {
             ),
         ];
         for (name, patch, want) in cases {
-            assert_eq!(
-                &strategic_merge_patch(&base, patch, &schema).unwrap(),
-                want,
-                "{name}"
-            );
+            assert_eq!(&strategic_merge_patch(&base, patch, &schema).unwrap(), want, "{name}");
         }
     }
 
     #[test]
     fn strategic_merge_patch_rejections() {
         let schema = StrategicSchema::secret();
-        let base = json!({"metadata": {"name": "db", "ownerReferences": [owner("u1", "one")]}, "data": {"k": "c2VjcmV0"}});
+        let base =
+            json!({"metadata": {"name": "db", "ownerReferences": [owner("u1", "one")]}, "data": {"k": "c2VjcmV0"}});
         let cases: &[(Value, &str)] = &[
-            (
-                json!({"$patch": "delete"}),
-                "\"$patch: delete\" cannot delete the whole object at the object root",
-            ),
-            (
-                json!({"data": {"$patch": "explode"}}),
-                "unknown patch type at data",
-            ),
-            (
-                json!({"data": {"$retainKeys": ["x"], "k": "eQ=="}}),
-                "invalid patch format of retainKeys at data",
-            ),
+            (json!({"$patch": "delete"}), "\"$patch: delete\" cannot delete the whole object at the object root"),
+            (json!({"data": {"$patch": "explode"}}), "unknown patch type at data"),
+            (json!({"data": {"$retainKeys": ["x"], "k": "eQ=="}}), "invalid patch format of retainKeys at data"),
             (
                 json!({"metadata": {"ownerReferences": [{"name": "no-uid"}]}}),
                 "list element does not contain declared merge key: uid at metadata.ownerReferences",
@@ -1893,19 +1644,14 @@ mod tests {
             assert_eq!(err.failure(), PatchFailure::BadRequest);
         }
         let err = strategic_merge_patch(&base, &json!([1]), &schema).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "json: cannot unmarshal array into Go value of type map[string]interface {}"
-        );
+        assert_eq!(err.to_string(), "json: cannot unmarshal array into Go value of type map[string]interface {}");
     }
 
     #[test]
     fn strategic_merge_patch_atomic_lists_are_replaced() {
         let schema = StrategicSchema::namespace();
         let base = json!({"spec": {"finalizers": ["kubernetes"]}});
-        let out =
-            strategic_merge_patch(&base, &json!({"spec": {"finalizers": ["other"]}}), &schema)
-                .unwrap();
+        let out = strategic_merge_patch(&base, &json!({"spec": {"finalizers": ["other"]}}), &schema).unwrap();
         assert_eq!(out, json!({"spec": {"finalizers": ["other"]}}));
     }
 
@@ -1920,13 +1666,7 @@ mod tests {
         h.update(key.as_bytes());
         h.update([0]);
         h.update(value);
-        format!(
-            "sha256:{}",
-            h.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
+        format!("sha256:{}", h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>())
     }
 
     #[test]
@@ -1943,20 +1683,13 @@ mod tests {
         );
         assert_eq!(out, want);
         // Redaction is stable, so re-applying an unchanged manifest yields the same annotation.
-        assert_eq!(
-            redact_last_applied(LAST_APPLIED, &test_digest).unwrap(),
-            out
-        );
+        assert_eq!(redact_last_applied(LAST_APPLIED, &test_digest).unwrap(), out);
     }
 
     #[test]
     fn redact_last_applied_edge_cases() {
         let no_newline = LAST_APPLIED.trim_end();
-        assert!(
-            !redact_last_applied(no_newline, &test_digest)
-                .unwrap()
-                .ends_with('\n')
-        );
+        assert!(!redact_last_applied(no_newline, &test_digest).unwrap().ends_with('\n'));
         // Values that are not base64 strings are digested as written.
         let odd = r#"{"data":{"a":"not base64!","b":{"n":"c4n4ry"}},"stringData":"s3cr3t"}"#;
         let out = redact_last_applied(odd, &test_digest).unwrap();
@@ -1966,9 +1699,6 @@ mod tests {
         let err = redact_last_applied("[\"UyFCXCpkJHpEc2I9\"]", &test_digest).unwrap_err();
         assert_eq!(err, PatchError::LastAppliedNotObject);
         assert!(!err.to_string().contains("UyFC"));
-        assert_eq!(
-            redact_last_applied("not json", &test_digest).unwrap_err(),
-            PatchError::LastAppliedNotObject
-        );
+        assert_eq!(redact_last_applied("not json", &test_digest).unwrap_err(), PatchError::LastAppliedNotObject);
     }
 }

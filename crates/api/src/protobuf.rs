@@ -72,11 +72,7 @@ pub enum ProtobufError {
     #[error("malformed {kind} protobuf message: {detail}")]
     Malformed { kind: &'static str, detail: String },
     #[error("{kind} field {field} {problem}")]
-    InvalidField {
-        kind: &'static str,
-        field: &'static str,
-        problem: &'static str,
-    },
+    InvalidField { kind: &'static str, field: &'static str, problem: &'static str },
 }
 
 /// Decodes a body (magic + runtime.Unknown envelope) into the object's JSON form, exactly as the
@@ -86,34 +82,21 @@ pub enum ProtobufError {
 /// empty Time message, empty maps/lists, empty spec/status messages where JSON would omit them) left out,
 /// so that `type: ""` does not appear and server-side defaulting works.
 pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
-    let envelope = body
-        .strip_prefix(&MAGIC)
-        .ok_or(ProtobufError::MissingMagic)?;
+    let envelope = body.strip_prefix(&MAGIC).ok_or(ProtobufError::MissingMagic)?;
     if envelope.is_empty() {
         return Err(ProtobufError::EmptyEnvelope);
     }
-    let unknown = Unknown::decode(envelope).map_err(|err| ProtobufError::MalformedEnvelope {
-        detail: describe(&err),
-    })?;
-    if unknown
-        .content_encoding
-        .as_deref()
-        .is_some_and(|e| !e.is_empty())
-    {
+    let unknown =
+        Unknown::decode(envelope).map_err(|err| ProtobufError::MalformedEnvelope { detail: describe(&err) })?;
+    if unknown.content_encoding.as_deref().is_some_and(|e| !e.is_empty()) {
         return Err(ProtobufError::UnsupportedContentEncoding);
     }
-    if unknown
-        .content_type
-        .as_deref()
-        .is_some_and(|t| !t.is_empty() && t != CONTENT_TYPE)
-    {
+    if unknown.content_type.as_deref().is_some_and(|t| !t.is_empty() && t != CONTENT_TYPE) {
         return Err(ProtobufError::UnsupportedContentType);
     }
     let type_meta = unknown.type_meta.clone().unwrap_or_default();
     let api_version = type_meta.api_version.filter(|v| !v.is_empty());
-    let api_version = api_version.ok_or(ProtobufError::MissingTypeMeta {
-        field: "apiVersion",
-    })?;
+    let api_version = api_version.ok_or(ProtobufError::MissingTypeMeta { field: "apiVersion" })?;
     let kind = type_meta.kind.filter(|k| !k.is_empty());
     let kind = kind.ok_or(ProtobufError::MissingTypeMeta { field: "kind" })?;
 
@@ -128,18 +111,14 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         (RBAC_V1, "ClusterRoleBinding") => object::<RoleBinding>("ClusterRoleBinding", raw)?,
         (AUTHENTICATION_V1, "TokenRequest") => object::<TokenRequest>("TokenRequest", raw)?,
         (AUTHENTICATION_V1, "TokenReview") => object::<TokenReview>("TokenReview", raw)?,
-        (AUTHENTICATION_V1, "SelfSubjectReview") => {
-            object::<SelfSubjectReview>("SelfSubjectReview", raw)?
-        }
+        (AUTHENTICATION_V1, "SelfSubjectReview") => object::<SelfSubjectReview>("SelfSubjectReview", raw)?,
         (AUTHORIZATION_V1, "SelfSubjectAccessReview") => {
             object::<SelfSubjectAccessReview>("SelfSubjectAccessReview", raw)?
         }
         (AUTHORIZATION_V1, "SelfSubjectRulesReview") => {
             object::<SelfSubjectRulesReview>("SelfSubjectRulesReview", raw)?
         }
-        (AUTHORIZATION_V1, "SubjectAccessReview") => {
-            object::<SubjectAccessReview>("SubjectAccessReview", raw)?
-        }
+        (AUTHORIZATION_V1, "SubjectAccessReview") => object::<SubjectAccessReview>("SubjectAccessReview", raw)?,
         (AUTHORIZATION_V1, "LocalSubjectAccessReview") => {
             object::<SubjectAccessReview>("LocalSubjectAccessReview", raw)?
         }
@@ -167,33 +146,15 @@ const AUTHORIZATION_V1: &str = "authorization.k8s.io/v1";
 
 /// `DeleteOptions` is registered in `meta.k8s.io/v1` and in every served group version, and
 /// client-go labels it with the version of the client that sends it.
-const DELETE_OPTIONS_VERSIONS: &[&str] = &[
-    "meta.k8s.io/v1",
-    "v1",
-    RBAC_V1,
-    AUTHENTICATION_V1,
-    AUTHORIZATION_V1,
-];
+const DELETE_OPTIONS_VERSIONS: &[&str] = &["meta.k8s.io/v1", "v1", RBAC_V1, AUTHENTICATION_V1, AUTHORIZATION_V1];
 
 /// Decodes `raw` as the message `M` and converts it, naming `kind` in errors.
 ///
 /// ClusterRoleBinding reuses RoleBinding's message and LocalSubjectAccessReview reuses
 /// SubjectAccessReview's, so the kind name comes from the envelope rather than from `M`.
-fn object<M: Message + Default + ToJson>(
-    kind: &'static str,
-    raw: &[u8],
-) -> Result<JsonObject, ProtobufError> {
-    let message = M::decode(raw).map_err(|err| ProtobufError::Malformed {
-        kind,
-        detail: describe(&err),
-    })?;
-    message.to_json().map_err(
-        |InvalidField { field, problem }| ProtobufError::InvalidField {
-            kind,
-            field,
-            problem,
-        },
-    )
+fn object<M: Message + Default + ToJson>(kind: &'static str, raw: &[u8]) -> Result<JsonObject, ProtobufError> {
+    let message = M::decode(raw).map_err(|err| ProtobufError::Malformed { kind, detail: describe(&err) })?;
+    message.to_json().map_err(|InvalidField { field, problem }| ProtobufError::InvalidField { kind, field, problem })
 }
 
 /// Renders a prost decode error as "what is wrong (at Message.field, …)", outermost first.
@@ -203,9 +164,7 @@ fn object<M: Message + Default + ToJson>(
 /// that are known to hold none.
 fn describe(err: &prost::DecodeError) -> String {
     let text = err.to_string();
-    let mut rest = text
-        .strip_prefix("failed to decode Protobuf message: ")
-        .unwrap_or(&text);
+    let mut rest = text.strip_prefix("failed to decode Protobuf message: ").unwrap_or(&text);
     let mut path = Vec::new();
     while let Some((segment, tail)) = rest.split_once(": ") {
         let Some(segment) = path_segment(segment) else {
@@ -227,8 +186,7 @@ fn path_segment(segment: &str) -> Option<String> {
     let (message, field) = segment.split_once('.')?;
     let field = field.strip_prefix("r#").unwrap_or(field);
     let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let is_segment =
-        ident(message) && ident(field) && message.starts_with(|c: char| c.is_ascii_uppercase());
+    let is_segment = ident(message) && ident(field) && message.starts_with(|c: char| c.is_ascii_uppercase());
     is_segment.then(|| format!("{message}.{field}"))
 }
 
@@ -253,9 +211,7 @@ fn problem(text: &str) -> &str {
         return numbered;
     }
     // "invalid wire type: Varint (expected LengthDelimited)" names wire types only.
-    let wire_type_names = text
-        .chars()
-        .all(|c| c.is_ascii_alphabetic() || " :()".contains(c));
+    let wire_type_names = text.chars().all(|c| c.is_ascii_alphabetic() || " :()".contains(c));
     if text.starts_with("invalid wire type: ") && wire_type_names {
         return text;
     }
@@ -265,15 +221,9 @@ fn problem(text: &str) -> &str {
 /// An `apiVersion` or `kind` from the envelope, fit for an error message: kept when it looks like
 /// one, replaced otherwise, so that arbitrary body bytes never reach an error or a log line.
 fn type_name(name: &str) -> String {
-    let plausible = name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/'));
-    if plausible {
-        name.to_owned()
-    } else {
-        "(unprintable)".to_owned()
-    }
+    let plausible =
+        name.len() <= 253 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/'));
+    if plausible { name.to_owned() } else { "(unprintable)".to_owned() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,9 +301,7 @@ impl JsonObject {
 
     fn string_map(&mut self, key: &str, map: &BTreeMap<String, String>) {
         if !map.is_empty() {
-            let map = map
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())));
+            let map = map.iter().map(|(k, v)| (k.clone(), Value::String(v.clone())));
             self.insert(key, Value::Object(map.collect()));
         }
     }
@@ -361,9 +309,7 @@ impl JsonObject {
     /// A map of `ExtraValue`, which is a `[]string` and so a plain JSON array.
     fn extra_map(&mut self, key: &str, map: &BTreeMap<String, ExtraValue>) {
         if !map.is_empty() {
-            let map = map
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.items.clone())));
+            let map = map.iter().map(|(k, v)| (k.clone(), Value::from(v.items.clone())));
             self.insert(key, Value::Object(map.collect()));
         }
     }
@@ -380,11 +326,7 @@ impl JsonObject {
     }
 
     /// A pointer to a struct: present (possibly as `{}`) whenever it was sent.
-    fn pointer_message<M: ToJson>(
-        &mut self,
-        key: &str,
-        value: &Option<M>,
-    ) -> Result<(), InvalidField> {
+    fn pointer_message<M: ToJson>(&mut self, key: &str, value: &Option<M>) -> Result<(), InvalidField> {
         if let Some(value) = value {
             self.insert(key, Value::Object(value.to_json()?.0));
         }
@@ -394,27 +336,15 @@ impl JsonObject {
     /// A slice of structs; every element is kept, even an empty one, so indices stay meaningful.
     fn messages<M: ToJson>(&mut self, key: &str, values: &[M]) -> Result<(), InvalidField> {
         if !values.is_empty() {
-            let values = values
-                .iter()
-                .map(|v| v.to_json().map(|o| Value::Object(o.0)));
+            let values = values.iter().map(|v| v.to_json().map(|o| Value::Object(o.0)));
             self.insert(key, Value::Array(values.collect::<Result<_, _>>()?));
         }
         Ok(())
     }
 
     /// A `metav1.Time` or `*metav1.Time`; `path` names it in errors.
-    fn time(
-        &mut self,
-        key: &str,
-        value: &Option<Time>,
-        path: &'static str,
-    ) -> Result<(), InvalidField> {
-        if let Some(time) = value
-            .as_ref()
-            .map(|t| t.rfc3339(path))
-            .transpose()?
-            .flatten()
-        {
+    fn time(&mut self, key: &str, value: &Option<Time>, path: &'static str) -> Result<(), InvalidField> {
+        if let Some(time) = value.as_ref().map(|t| t.rfc3339(path)).transpose()?.flatten() {
             self.insert(key, Value::String(time));
         }
         Ok(())
@@ -509,20 +439,9 @@ impl ToJson for ObjectMeta {
         o.string("uid", &self.uid);
         o.string("resourceVersion", &self.resource_version);
         o.int("generation", self.generation);
-        o.time(
-            "creationTimestamp",
-            &self.creation_timestamp,
-            "metadata.creationTimestamp",
-        )?;
-        o.time(
-            "deletionTimestamp",
-            &self.deletion_timestamp,
-            "metadata.deletionTimestamp",
-        )?;
-        o.pointer_int(
-            "deletionGracePeriodSeconds",
-            self.deletion_grace_period_seconds,
-        );
+        o.time("creationTimestamp", &self.creation_timestamp, "metadata.creationTimestamp")?;
+        o.time("deletionTimestamp", &self.deletion_timestamp, "metadata.deletionTimestamp")?;
+        o.pointer_int("deletionGracePeriodSeconds", self.deletion_grace_period_seconds);
         o.string_map("labels", &self.labels);
         o.string_map("annotations", &self.annotations);
         o.messages("ownerReferences", &self.owner_references)?;
@@ -560,10 +479,7 @@ impl Time {
         if seconds == Self::GO_ZERO_UNIX {
             return Ok(None);
         }
-        let out_of_range = InvalidField {
-            field: path,
-            problem: "is outside 0001-01-01 to 9999-12-30",
-        };
+        let out_of_range = InvalidField { field: path, problem: "is outside 0001-01-01 to 9999-12-30" };
         if !(Self::GO_ZERO_UNIX..=Self::MAX_UNIX).contains(&seconds) {
             return Err(out_of_range);
         }
@@ -788,10 +704,7 @@ impl fmt::Debug for Secret {
             .field("metadata", &self.metadata)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("type", &self.r#type)
-            .field(
-                "string_data_keys",
-                &self.string_data.keys().collect::<Vec<_>>(),
-            )
+            .field("string_data_keys", &self.string_data.keys().collect::<Vec<_>>())
             .field("immutable", &self.immutable)
             .finish()
     }
@@ -804,10 +717,7 @@ impl ToJson for Secret {
         o.pointer_bool("immutable", self.immutable);
         if !self.data.is_empty() {
             let base64 = &base64::engine::general_purpose::STANDARD;
-            let data = self
-                .data
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(base64.encode(v))));
+            let data = self.data.iter().map(|(k, v)| (k.clone(), Value::String(base64.encode(v))));
             o.insert("data", Value::Object(data.collect()));
         }
         o.string_map("stringData", &self.string_data);
@@ -887,11 +797,7 @@ impl ToJson for NamespaceCondition {
         let mut o = JsonObject::default();
         o.string("type", &self.r#type);
         o.string("status", &self.status);
-        o.time(
-            "lastTransitionTime",
-            &self.last_transition_time,
-            "status.conditions[].lastTransitionTime",
-        )?;
+        o.time("lastTransitionTime", &self.last_transition_time, "status.conditions[].lastTransitionTime")?;
         o.string("reason", &self.reason);
         o.string("message", &self.message);
         Ok(o)
@@ -916,10 +822,7 @@ impl ToJson for ServiceAccount {
         o.message("metadata", &self.metadata)?;
         o.messages("secrets", &self.secrets)?;
         o.messages("imagePullSecrets", &self.image_pull_secrets)?;
-        o.pointer_bool(
-            "automountServiceAccountToken",
-            self.automount_service_account_token,
-        );
+        o.pointer_bool("automountServiceAccountToken", self.automount_service_account_token);
         Ok(o)
     }
 }
@@ -1195,11 +1098,7 @@ impl ToJson for TokenRequestStatus {
     fn to_json(&self) -> Result<JsonObject, InvalidField> {
         let mut o = JsonObject::default();
         o.string("token", &self.token);
-        o.time(
-            "expirationTimestamp",
-            &self.expiration_timestamp,
-            "status.expirationTimestamp",
-        )?;
+        o.time("expirationTimestamp", &self.expiration_timestamp, "status.expirationTimestamp")?;
         Ok(o)
     }
 }
@@ -1217,9 +1116,7 @@ struct TokenReview {
 
 impl fmt::Debug for TokenReview {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenReview")
-            .field("metadata", &self.metadata)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenReview").field("metadata", &self.metadata).finish_non_exhaustive()
     }
 }
 
@@ -1653,66 +1550,21 @@ mod tests {
     use super::*;
 
     const FIXTURES: &[(&str, &[u8])] = &[
-        (
-            "namespace",
-            include_bytes!("../tests/fixtures/protobuf/namespace.bin"),
-        ),
-        (
-            "secret_generic",
-            include_bytes!("../tests/fixtures/protobuf/secret_generic.bin"),
-        ),
-        (
-            "secret_typed",
-            include_bytes!("../tests/fixtures/protobuf/secret_typed.bin"),
-        ),
-        (
-            "secret_empty",
-            include_bytes!("../tests/fixtures/protobuf/secret_empty.bin"),
-        ),
-        (
-            "secret_binary",
-            include_bytes!("../tests/fixtures/protobuf/secret_binary.bin"),
-        ),
-        (
-            "secret_docker_registry",
-            include_bytes!("../tests/fixtures/protobuf/secret_docker_registry.bin"),
-        ),
-        (
-            "serviceaccount",
-            include_bytes!("../tests/fixtures/protobuf/serviceaccount.bin"),
-        ),
-        (
-            "tokenrequest",
-            include_bytes!("../tests/fixtures/protobuf/tokenrequest.bin"),
-        ),
-        (
-            "tokenrequest_bound",
-            include_bytes!("../tests/fixtures/protobuf/tokenrequest_bound.bin"),
-        ),
-        (
-            "role",
-            include_bytes!("../tests/fixtures/protobuf/role.bin"),
-        ),
-        (
-            "rolebinding",
-            include_bytes!("../tests/fixtures/protobuf/rolebinding.bin"),
-        ),
-        (
-            "clusterrole",
-            include_bytes!("../tests/fixtures/protobuf/clusterrole.bin"),
-        ),
-        (
-            "clusterrole_aggregation",
-            include_bytes!("../tests/fixtures/protobuf/clusterrole_aggregation.bin"),
-        ),
-        (
-            "clusterrolebinding",
-            include_bytes!("../tests/fixtures/protobuf/clusterrolebinding.bin"),
-        ),
-        (
-            "selfsubjectaccessreview",
-            include_bytes!("../tests/fixtures/protobuf/selfsubjectaccessreview.bin"),
-        ),
+        ("namespace", include_bytes!("../tests/fixtures/protobuf/namespace.bin")),
+        ("secret_generic", include_bytes!("../tests/fixtures/protobuf/secret_generic.bin")),
+        ("secret_typed", include_bytes!("../tests/fixtures/protobuf/secret_typed.bin")),
+        ("secret_empty", include_bytes!("../tests/fixtures/protobuf/secret_empty.bin")),
+        ("secret_binary", include_bytes!("../tests/fixtures/protobuf/secret_binary.bin")),
+        ("secret_docker_registry", include_bytes!("../tests/fixtures/protobuf/secret_docker_registry.bin")),
+        ("serviceaccount", include_bytes!("../tests/fixtures/protobuf/serviceaccount.bin")),
+        ("tokenrequest", include_bytes!("../tests/fixtures/protobuf/tokenrequest.bin")),
+        ("tokenrequest_bound", include_bytes!("../tests/fixtures/protobuf/tokenrequest_bound.bin")),
+        ("role", include_bytes!("../tests/fixtures/protobuf/role.bin")),
+        ("rolebinding", include_bytes!("../tests/fixtures/protobuf/rolebinding.bin")),
+        ("clusterrole", include_bytes!("../tests/fixtures/protobuf/clusterrole.bin")),
+        ("clusterrole_aggregation", include_bytes!("../tests/fixtures/protobuf/clusterrole_aggregation.bin")),
+        ("clusterrolebinding", include_bytes!("../tests/fixtures/protobuf/clusterrolebinding.bin")),
+        ("selfsubjectaccessreview", include_bytes!("../tests/fixtures/protobuf/selfsubjectaccessreview.bin")),
         (
             "selfsubjectaccessreview_subresource",
             include_bytes!("../tests/fixtures/protobuf/selfsubjectaccessreview_subresource.bin"),
@@ -1721,22 +1573,12 @@ mod tests {
             "selfsubjectaccessreview_nonresource",
             include_bytes!("../tests/fixtures/protobuf/selfsubjectaccessreview_nonresource.bin"),
         ),
-        (
-            "selfsubjectrulesreview",
-            include_bytes!("../tests/fixtures/protobuf/selfsubjectrulesreview.bin"),
-        ),
-        (
-            "selfsubjectreview",
-            include_bytes!("../tests/fixtures/protobuf/selfsubjectreview.bin"),
-        ),
+        ("selfsubjectrulesreview", include_bytes!("../tests/fixtures/protobuf/selfsubjectrulesreview.bin")),
+        ("selfsubjectreview", include_bytes!("../tests/fixtures/protobuf/selfsubjectreview.bin")),
     ];
 
     fn fixture(name: &str) -> &'static [u8] {
-        FIXTURES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| *b)
-            .expect("fixture exists")
+        FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).expect("fixture exists")
     }
 
     fn s(value: &str) -> Option<String> {
@@ -1767,18 +1609,9 @@ mod tests {
         envelope(api_version, kind, object.encode_to_vec(), "", "")
     }
 
-    fn envelope(
-        api_version: &str,
-        kind: &str,
-        raw: Vec<u8>,
-        content_encoding: &str,
-        content_type: &str,
-    ) -> Vec<u8> {
+    fn envelope(api_version: &str, kind: &str, raw: Vec<u8>, content_encoding: &str, content_type: &str) -> Vec<u8> {
         let unknown = Unknown {
-            type_meta: Some(TypeMeta {
-                api_version: s(api_version),
-                kind: s(kind),
-            }),
+            type_meta: Some(TypeMeta { api_version: s(api_version), kind: s(kind) }),
             raw: Some(raw),
             content_encoding: s(content_encoding),
             content_type: s(content_type),
@@ -1815,15 +1648,10 @@ mod tests {
                 0x1a, 0x02, 0x0a, 0x00,
             0x1a, 0x00, 0x22, 0x00,
         ];
-        assert_eq!(
-            body,
-            fixture("namespace"),
-            "the recorded body is the one in Appendix A"
-        );
+        assert_eq!(body, fixture("namespace"), "the recorded body is the one in Appendix A");
         // Empty spec and status are left out: the JSON kubectl would send has `"spec":{}` and
         // `"status":{}`, which mean the same to the server.
-        let expected =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}});
+        let expected = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}});
         assert_eq!(decoded(body), expected);
     }
 
@@ -1832,16 +1660,10 @@ mod tests {
         let mut secret = Secret::default();
         secret.metadata = Some(gogo_meta("db", "app"));
         secret.data.insert("username".to_owned(), b"u".to_vec());
-        secret
-            .data
-            .insert("password".to_owned(), br"S!B\*d$zDsb=".to_vec());
+        secret.data.insert("password".to_owned(), br"S!B\*d$zDsb=".to_vec());
         secret.r#type = s("");
         let bytes = body("v1", "Secret", &secret);
-        assert_eq!(
-            bytes,
-            fixture("secret_generic"),
-            "gogo-style encoding matches kubectl's"
-        );
+        assert_eq!(bytes, fixture("secret_generic"), "gogo-style encoding matches kubectl's");
 
         let json = decoded(&bytes);
         assert_eq!(
@@ -1865,10 +1687,7 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta_app("typed"),
                        "data": {"a": "Yg=="}, "type": "example.com/x"}),
             ),
-            (
-                "secret_empty",
-                json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta_app("empty")}),
-            ),
+            ("secret_empty", json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta_app("empty")})),
             (
                 "secret_binary",
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta_app("bin"),
@@ -1880,14 +1699,8 @@ mod tests {
                        "data": {".dockerconfigjson": "eyJhdXRocyI6eyJyLmV4YW1wbGUiOnsidXNlcm5hbWUiOiJ1IiwicGFzc3dvcmQiOiJwIiwiYXV0aCI6ImRUcHcifX19"},
                        "type": "kubernetes.io/dockerconfigjson"}),
             ),
-            (
-                "serviceaccount",
-                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta_app("app-sa")}),
-            ),
-            (
-                "tokenrequest",
-                json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}),
-            ),
+            ("serviceaccount", json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta_app("app-sa")})),
+            ("tokenrequest", json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"})),
             (
                 "tokenrequest_bound",
                 json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -1957,10 +1770,7 @@ mod tests {
                 json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
                        "spec": {"namespace": "app"}}),
             ),
-            (
-                "selfsubjectreview",
-                json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
-            ),
+            ("selfsubjectreview", json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})),
         ];
         for (name, expected) in cases {
             assert_eq!(decoded(fixture(name)), expected, "fixture {name}");
@@ -1974,8 +1784,7 @@ mod tests {
         use k8s_openapi::api::{authentication, authorization, core, rbac};
 
         fn read<T: serde::de::DeserializeOwned>(name: &str) -> T {
-            serde_json::from_value(decoded(fixture(name)))
-                .unwrap_or_else(|err| panic!("fixture {name}: {err}"))
+            serde_json::from_value(decoded(fixture(name))).unwrap_or_else(|err| panic!("fixture {name}: {err}"))
         }
         let secret: crate::Secret = read("secret_generic");
         assert_eq!(secret.data.as_ref().map(BTreeMap::len), Some(2));
@@ -2003,10 +1812,7 @@ mod tests {
         let mut meta = gogo_meta("x", "app");
         meta.generation = Some(3);
         meta.uid = s("u-1");
-        meta.creation_timestamp = Some(Time {
-            seconds: Some(1_704_164_645),
-            nanos: Some(5),
-        });
+        meta.creation_timestamp = Some(Time { seconds: Some(1_704_164_645), nanos: Some(5) });
         meta.deletion_grace_period_seconds = Some(0);
         meta.labels.insert("app".to_owned(), "web".to_owned());
         meta.annotations.insert("note".to_owned(), String::new());
@@ -2023,21 +1829,14 @@ mod tests {
             manager: s("kubectl"),
             operation: s("Update"),
             api_version: s("v1"),
-            time: Some(Time {
-                seconds: Some(0),
-                nanos: None,
-            }),
+            time: Some(Time { seconds: Some(0), nanos: None }),
             fields_type: s("FieldsV1"),
-            fields_v1: Some(FieldsV1 {
-                raw: Some(br#"{"f:data":{}}"#.to_vec()),
-            }),
+            fields_v1: Some(FieldsV1 { raw: Some(br#"{"f:data":{}}"#.to_vec()) }),
             subresource: s(""),
         });
         let namespace = Namespace {
             metadata: Some(meta),
-            spec: Some(NamespaceSpec {
-                finalizers: strings(&["kubernetes"]),
-            }),
+            spec: Some(NamespaceSpec { finalizers: strings(&["kubernetes"]) }),
             status: Some(NamespaceStatus {
                 phase: s("Active"),
                 conditions: vec![NamespaceCondition {
@@ -2077,12 +1876,7 @@ mod tests {
                                            "status": "False"}]},
             })
         );
-        let keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, ["apiVersion", "kind", "metadata", "spec", "status"]);
     }
 
@@ -2090,9 +1884,7 @@ mod tests {
     fn secret_pointer_fields_and_string_data_survive() {
         let mut secret = Secret::default();
         secret.metadata = Some(gogo_meta("tls", "app"));
-        secret
-            .string_data
-            .insert("note".to_owned(), "plain".to_owned());
+        secret.string_data.insert("note".to_owned(), "plain".to_owned());
         secret.data.insert("empty".to_owned(), Vec::new());
         secret.r#type = s("kubernetes.io/tls");
         secret.immutable = Some(false);
@@ -2114,13 +1906,8 @@ mod tests {
     fn service_account_lists_and_automount() {
         let account = ServiceAccount {
             metadata: Some(gogo_meta("sa", "app")),
-            secrets: vec![ObjectReference {
-                name: s("sa-token"),
-                ..ObjectReference::default()
-            }],
-            image_pull_secrets: vec![LocalObjectReference {
-                name: s("registry"),
-            }],
+            secrets: vec![ObjectReference { name: s("sa-token"), ..ObjectReference::default() }],
+            image_pull_secrets: vec![LocalObjectReference { name: s("registry") }],
             automount_service_account_token: Some(false),
         };
         assert_eq!(
@@ -2150,10 +1937,7 @@ mod tests {
                 }),
                 expiration_seconds: Some(600),
             }),
-            status: Some(TokenRequestStatus {
-                token: s(""),
-                expiration_timestamp: Some(Time::default()),
-            }),
+            status: Some(TokenRequestStatus { token: s(""), expiration_timestamp: Some(Time::default()) }),
         };
         let bytes = body(AUTHENTICATION_V1, "TokenRequest", &request);
         assert_eq!(
@@ -2172,10 +1956,7 @@ mod tests {
     fn token_review_and_self_subject_review() {
         let review = TokenReview {
             metadata: Some(gogo_meta("", "")),
-            spec: Some(TokenReviewSpec {
-                token: s("abc.def"),
-                audiences: strings(&["api"]),
-            }),
+            spec: Some(TokenReviewSpec { token: s("abc.def"), audiences: strings(&["api"]) }),
             status: Some(TokenReviewStatus {
                 authenticated: Some(false),
                 user: Some(UserInfo::default()),
@@ -2189,23 +1970,12 @@ mod tests {
                    "spec": {"token": "abc.def", "audiences": ["api"]}})
         );
 
-        let mut user = UserInfo {
-            username: s("alice"),
-            uid: s("42"),
-            groups: strings(&["devs"]),
-            extra: BTreeMap::new(),
-        };
-        user.extra.insert(
-            "scopes".to_owned(),
-            ExtraValue {
-                items: strings(&["a", "b"]),
-            },
-        );
+        let mut user =
+            UserInfo { username: s("alice"), uid: s("42"), groups: strings(&["devs"]), extra: BTreeMap::new() };
+        user.extra.insert("scopes".to_owned(), ExtraValue { items: strings(&["a", "b"]) });
         let review = SelfSubjectReview {
             metadata: Some(gogo_meta("", "")),
-            status: Some(SelfSubjectReviewStatus {
-                user_info: Some(user),
-            }),
+            status: Some(SelfSubjectReviewStatus { user_info: Some(user) }),
         };
         assert_eq!(
             decoded(&body(AUTHENTICATION_V1, "SelfSubjectReview", &review)),
@@ -2249,12 +2019,7 @@ mod tests {
             extra: BTreeMap::new(),
             uid: s("7"),
         };
-        spec.extra.insert(
-            "k".to_owned(),
-            ExtraValue {
-                items: strings(&["v"]),
-            },
-        );
+        spec.extra.insert("k".to_owned(), ExtraValue { items: strings(&["v"]) });
         let review = SubjectAccessReview {
             metadata: Some(gogo_meta("", "app")),
             spec: Some(spec),
@@ -2310,9 +2075,7 @@ mod tests {
     fn self_subject_rules_review_status_is_read_too() {
         let review = SelfSubjectRulesReview {
             metadata: Some(gogo_meta("", "")),
-            spec: Some(SelfSubjectRulesReviewSpec {
-                namespace: s("app"),
-            }),
+            spec: Some(SelfSubjectRulesReviewSpec { namespace: s("app") }),
             status: Some(SubjectRulesReviewStatus {
                 resource_rules: vec![ResourceRule {
                     verbs: strings(&["get"]),
@@ -2375,10 +2138,7 @@ mod tests {
     fn delete_options_keep_every_pointer() {
         let options = DeleteOptions {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions {
-                uid: s(""),
-                resource_version: s("41"),
-            }),
+            preconditions: Some(Preconditions { uid: s(""), resource_version: s("41") }),
             orphan_dependents: Some(false),
             propagation_policy: s("Foreground"),
             dry_run: strings(&["All"]),
@@ -2391,10 +2151,7 @@ mod tests {
                    "dryRun": ["All"]})
         };
         for api_version in DELETE_OPTIONS_VERSIONS {
-            assert_eq!(
-                decoded(&body(api_version, "DeleteOptions", &options)),
-                expected(api_version)
-            );
+            assert_eq!(decoded(&body(api_version, "DeleteOptions", &options)), expected(api_version));
         }
         assert_eq!(
             decoded(&body("v1", "DeleteOptions", &DeleteOptions::default())),
@@ -2405,10 +2162,7 @@ mod tests {
     #[test]
     fn times_follow_the_apiserver() {
         let namespace = |time: Time| Namespace {
-            metadata: Some(ObjectMeta {
-                creation_timestamp: Some(time),
-                ..gogo_meta("t", "")
-            }),
+            metadata: Some(ObjectMeta { creation_timestamp: Some(time), ..gogo_meta("t", "") }),
             ..Namespace::default()
         };
         let created = |time: Time| {
@@ -2417,46 +2171,20 @@ mod tests {
                 .map_err(|err| err.to_string())
         };
         assert_eq!(created(Time::default()), Ok(None), "an empty Time is unset");
-        let go_zero = Time {
-            seconds: Some(Time::GO_ZERO_UNIX),
-            nanos: None,
-        };
+        let go_zero = Time { seconds: Some(Time::GO_ZERO_UNIX), nanos: None };
         assert_eq!(created(go_zero), Ok(None), "Go's zero time is unset");
-        let epoch = Time {
-            seconds: Some(0),
-            nanos: None,
-        };
+        let epoch = Time { seconds: Some(0), nanos: None };
         assert_eq!(created(epoch), Ok(Some(json!("1970-01-01T00:00:00Z"))));
-        let nanos_only = Time {
-            seconds: None,
-            nanos: Some(999),
-        };
+        let nanos_only = Time { seconds: None, nanos: Some(999) };
         assert_eq!(created(nanos_only), Ok(Some(json!("1970-01-01T00:00:00Z"))));
-        let last = Time {
-            seconds: Some(Time::MAX_UNIX),
-            nanos: Some(-1),
-        };
+        let last = Time { seconds: Some(Time::MAX_UNIX), nanos: Some(-1) };
         assert_eq!(created(last), Ok(Some(json!("9999-12-30T22:00:00Z"))));
-        let first = Time {
-            seconds: Some(Time::GO_ZERO_UNIX + 1),
-            nanos: None,
-        };
+        let first = Time { seconds: Some(Time::GO_ZERO_UNIX + 1), nanos: None };
         assert_eq!(created(first), Ok(Some(json!("0001-01-01T00:00:01Z"))));
-        for seconds in [
-            Time::MAX_UNIX + 1,
-            Time::GO_ZERO_UNIX - 1,
-            i64::MAX,
-            i64::MIN,
-        ] {
+        for seconds in [Time::MAX_UNIX + 1, Time::GO_ZERO_UNIX - 1, i64::MAX, i64::MIN] {
             assert_eq!(
-                created(Time {
-                    seconds: Some(seconds),
-                    nanos: None
-                }),
-                Err(
-                    "Namespace field metadata.creationTimestamp is outside 0001-01-01 to 9999-12-30"
-                        .to_owned()
-                )
+                created(Time { seconds: Some(seconds), nanos: None }),
+                Err("Namespace field metadata.creationTimestamp is outside 0001-01-01 to 9999-12-30".to_owned())
             );
         }
     }
@@ -2465,9 +2193,7 @@ mod tests {
     fn fields_v1_must_be_json() {
         let mut meta = gogo_meta("x", "app");
         meta.managed_fields.push(ManagedFieldsEntry {
-            fields_v1: Some(FieldsV1 {
-                raw: Some(b"{not json".to_vec()),
-            }),
+            fields_v1: Some(FieldsV1 { raw: Some(b"{not json".to_vec()) }),
             ..ManagedFieldsEntry::default()
         });
         let mut secret = Secret::default();
@@ -2481,43 +2207,22 @@ mod tests {
     #[test]
     fn envelope_errors_say_what_is_wrong() {
         let namespace = Namespace::default().encode_to_vec();
-        assert_eq!(
-            error(b""),
-            "protobuf body does not start with the kubernetes protobuf prefix \"k8s\\x00\""
-        );
+        assert_eq!(error(b""), "protobuf body does not start with the kubernetes protobuf prefix \"k8s\\x00\"");
         assert_eq!(
             error(b"{\"kind\":\"Secret\"}"),
             "protobuf body does not start with the kubernetes protobuf prefix \"k8s\\x00\""
         );
         assert_eq!(error(b"k8s"), error(b""));
-        assert_eq!(
-            error(b"k8s\0"),
-            "protobuf body has nothing after the kubernetes protobuf prefix"
-        );
+        assert_eq!(error(b"k8s\0"), "protobuf body has nothing after the kubernetes protobuf prefix");
         assert_eq!(
             error(&envelope("v1", "Namespace", namespace.clone(), "gzip", "")),
             "runtime.Unknown envelope has a contentEncoding; only unencoded bodies are supported"
         );
         assert_eq!(
-            error(&envelope(
-                "v1",
-                "Namespace",
-                namespace.clone(),
-                "",
-                "application/json"
-            )),
+            error(&envelope("v1", "Namespace", namespace.clone(), "", "application/json")),
             "runtime.Unknown envelope has a contentType other than application/vnd.kubernetes.protobuf"
         );
-        assert!(
-            decode(&envelope(
-                "v1",
-                "Namespace",
-                namespace.clone(),
-                "",
-                CONTENT_TYPE
-            ))
-            .is_ok()
-        );
+        assert!(decode(&envelope("v1", "Namespace", namespace.clone(), "", CONTENT_TYPE)).is_ok());
         assert_eq!(
             error(&envelope("", "Namespace", namespace.clone(), "", "")),
             "runtime.Unknown envelope has no typeMeta.apiVersion"
@@ -2579,32 +2284,17 @@ mod tests {
              LengthDelimited) (at Secret.type)"
         );
         // Wire type 6 does not exist; prost's text would go on with the number.
-        assert_eq!(
-            error(&wrap(b"\x0e")),
-            "malformed Namespace protobuf message: invalid wire type value"
-        );
+        assert_eq!(error(&wrap(b"\x0e")), "malformed Namespace protobuf message: invalid wire type value");
         // Field number 0.
-        assert_eq!(
-            error(&wrap(b"\x00\x00")),
-            "malformed Namespace protobuf message: invalid tag value: 0"
-        );
+        assert_eq!(error(&wrap(b"\x00\x00")), "malformed Namespace protobuf message: invalid tag value: 0");
     }
 
     #[test]
     fn problems_prost_may_word_differently_are_reduced() {
         assert_eq!(problem("buffer underflow"), "buffer underflow");
-        assert_eq!(
-            problem("invalid key value: 68719476735"),
-            "invalid key value"
-        );
-        assert_eq!(
-            problem("invalid wire type: Varint (expected 7)"),
-            "malformed protobuf"
-        );
-        assert_eq!(
-            problem("unexpected value \"hunter2\""),
-            "malformed protobuf"
-        );
+        assert_eq!(problem("invalid key value: 68719476735"), "invalid key value");
+        assert_eq!(problem("invalid wire type: Varint (expected 7)"), "malformed protobuf");
+        assert_eq!(problem("unexpected value \"hunter2\""), "malformed protobuf");
     }
 
     #[test]
@@ -2679,9 +2369,7 @@ mod tests {
         let mut secret = Secret::default();
         secret.metadata = Some(gogo_meta("db", "app"));
         secret.data.insert("password".to_owned(), canary.to_vec());
-        secret
-            .string_data
-            .insert("token".to_owned(), CANARY.to_owned());
+        secret.string_data.insert("token".to_owned(), CANARY.to_owned());
         secret.r#type = s("");
         let good = body("v1", "Secret", &secret);
 
@@ -2690,60 +2378,34 @@ mod tests {
         bodies.push(envelope("v1", "Secret", canary.to_vec(), "", ""));
         // A stringData value holding the canary and then a byte that is not UTF-8.
         let mut bad_utf8 = good.clone();
-        let at = bad_utf8
-            .windows(canary.len())
-            .rposition(|w| w == canary)
-            .unwrap();
+        let at = bad_utf8.windows(canary.len()).rposition(|w| w == canary).unwrap();
         bad_utf8[at + canary.len() - 1] = 0xff;
         bodies.push(bad_utf8);
         // A key too large for a field number, made of body bytes: prost would print its value.
-        bodies.push(envelope(
-            "v1",
-            "Secret",
-            b"\xff\xff\xff\xff\xff\x0f".to_vec(),
-            "",
-            "",
-        ));
+        bodies.push(envelope("v1", "Secret", b"\xff\xff\xff\xff\xff\x0f".to_vec(), "", ""));
 
         for bytes in &bodies {
             if let Err(err) = decode(bytes) {
                 for text in [err.to_string(), format!("{err:?}")] {
                     assert!(!text.contains(CANARY), "error shows the canary: {text}");
-                    assert!(
-                        !text.contains("68719476735"),
-                        "error shows a key value: {text}"
-                    );
+                    assert!(!text.contains("68719476735"), "error shows a key value: {text}");
                 }
             }
         }
-        assert_eq!(
-            error(bodies.last().unwrap()),
-            "malformed Secret protobuf message: invalid key value"
-        );
+        assert_eq!(error(bodies.last().unwrap()), "malformed Secret protobuf message: invalid key value");
     }
 
     /// Invariant: the Secret message never prints its values.
     #[test]
     fn secret_debug_never_shows_values() {
         let mut secret = Secret::default();
-        secret
-            .data
-            .insert("password".to_owned(), b"CANARY-data".to_vec());
-        secret
-            .string_data
-            .insert("token".to_owned(), "CANARY-string".to_owned());
+        secret.data.insert("password".to_owned(), b"CANARY-data".to_vec());
+        secret.string_data.insert("token".to_owned(), "CANARY-string".to_owned());
         let text = format!("{secret:?}");
-        assert!(
-            text.contains("password") && text.contains("token"),
-            "{text}"
-        );
+        assert!(text.contains("password") && text.contains("token"), "{text}");
         assert!(!text.contains("CANARY"), "{text}");
-        let unknown = Unknown {
-            type_meta: None,
-            raw: Some(b"CANARY-raw".to_vec()),
-            content_encoding: None,
-            content_type: None,
-        };
+        let unknown =
+            Unknown { type_meta: None, raw: Some(b"CANARY-raw".to_vec()), content_encoding: None, content_type: None };
         assert!(!format!("{unknown:?}").contains("CANARY"));
     }
 }

@@ -97,10 +97,7 @@ impl Secret {
 
     /// Total size of all values, the quantity the 1 MiB limit applies to.
     pub fn data_size(&self) -> usize {
-        self.data
-            .as_ref()
-            .map(|d| d.values().map(SecretBytes::len).sum())
-            .unwrap_or(0)
+        self.data.as_ref().map(|d| d.values().map(SecretBytes::len).sum()).unwrap_or(0)
     }
 }
 
@@ -118,10 +115,9 @@ mod tests {
 
     #[test]
     fn string_data_wins_and_is_cleared() {
-        let mut s: Secret = serde_json::from_str(
-            r#"{"metadata":{"name":"x"},"data":{"a":"b2xk"},"stringData":{"a":"new","b":"two"}}"#,
-        )
-        .unwrap();
+        let mut s: Secret =
+            serde_json::from_str(r#"{"metadata":{"name":"x"},"data":{"a":"b2xk"},"stringData":{"a":"new","b":"two"}}"#)
+                .unwrap();
         s.fold_string_data();
         assert!(s.string_data.is_none());
         let data = s.data.unwrap();

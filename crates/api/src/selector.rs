@@ -68,9 +68,7 @@ impl LabelRequirement {
             LabelOperator::In | LabelOperator::Equals | LabelOperator::DoubleEquals => {
                 labels.get(&self.key).is_some_and(|v| has_value(v))
             }
-            LabelOperator::NotIn | LabelOperator::NotEquals => {
-                labels.get(&self.key).is_none_or(|v| !has_value(v))
-            }
+            LabelOperator::NotIn | LabelOperator::NotEquals => labels.get(&self.key).is_none_or(|v| !has_value(v)),
             LabelOperator::Exists => labels.contains_key(&self.key),
             LabelOperator::DoesNotExist => !labels.contains_key(&self.key),
             LabelOperator::GreaterThan | LabelOperator::LessThan => {
@@ -83,11 +81,7 @@ impl LabelRequirement {
                 let Ok(want) = want.parse::<i64>() else {
                     return false;
                 };
-                if self.operator == LabelOperator::GreaterThan {
-                    have > want
-                } else {
-                    have < want
-                }
+                if self.operator == LabelOperator::GreaterThan { have > want } else { have < want }
             }
         }
     }
@@ -132,10 +126,7 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// `labels.Parse`: the empty string selects everything.
     pub fn parse(selector: &str) -> Result<Self, SelectorError> {
-        let mut parser = Parser {
-            items: lex(selector.as_bytes()),
-            position: 0,
-        };
+        let mut parser = Parser { items: lex(selector.as_bytes()), position: 0 };
         let mut requirements = parser.parse().map_err(SelectorError::Label)?;
         // Sorted to make parsing deterministic (sort.Sort(ByKey(items))).
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
@@ -248,10 +239,7 @@ impl Lexer<'_> {
             end = self.pos;
         }
         let buffer = &self.s[start..end];
-        (
-            keyword(buffer).unwrap_or(Token::Identifier),
-            Self::literal(buffer),
-        )
+        (keyword(buffer).unwrap_or(Token::Identifier), Self::literal(buffer))
     }
 
     fn scan_special_symbol(&mut self) -> (Token, String) {
@@ -274,12 +262,7 @@ impl Lexer<'_> {
                 break;
             }
         }
-        last.unwrap_or_else(|| {
-            (
-                Token::Error,
-                format!("error expected: keyword found '{}'", Self::literal(&buffer)),
-            )
-        })
+        last.unwrap_or_else(|| (Token::Error, format!("error expected: keyword found '{}'", Self::literal(&buffer))))
     }
 
     fn lex(&mut self) -> (Token, String) {
@@ -358,9 +341,7 @@ impl Parser {
             let (token, literal) = self.lookahead(Context::Values);
             match token {
                 Token::Identifier | Token::DoesNotExist => {
-                    let r = self
-                        .parse_requirement()
-                        .map_err(|e| format!("unable to parse requirement: {e}"))?;
+                    let r = self.parse_requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
                     requirements.push(r);
                     let (t, l) = self.consume(Context::Values);
                     match t {
@@ -368,9 +349,7 @@ impl Parser {
                         Token::Comma => {
                             let (t2, l2) = self.lookahead(Context::Values);
                             if t2 != Token::Identifier && t2 != Token::DoesNotExist {
-                                return Err(format!(
-                                    "found '{l2}', expected: identifier after ','"
-                                ));
+                                return Err(format!("found '{l2}', expected: identifier after ','"));
                             }
                         }
                         _ => return Err(format!("found '{l}', expected: ',' or 'end of string'")),
@@ -378,9 +357,7 @@ impl Parser {
                 }
                 Token::EndOfString => return Ok(requirements),
                 _ => {
-                    return Err(format!(
-                        "found '{literal}', expected: !, identifier, or 'end of string'"
-                    ));
+                    return Err(format!("found '{literal}', expected: !, identifier, or 'end of string'"));
                 }
             }
         }
@@ -412,9 +389,7 @@ impl Parser {
         // Go validates the key against a nil field path, which prints as "<nil>".
         let key_errs = is_qualified_name(&literal);
         if !key_errs.is_empty() {
-            return Err(
-                FieldError::invalid("<nil>", literal.as_str(), key_errs.join("; ")).to_string(),
-            );
+            return Err(FieldError::invalid("<nil>", literal.as_str(), key_errs.join("; ")).to_string());
         }
         let (next, _) = self.lookahead(Context::Values);
         if (next == Token::EndOfString || next == Token::Comma) && operator.is_none() {
@@ -458,9 +433,7 @@ impl Parser {
                 self.consume(Context::Values);
                 Ok(vec![String::new()])
             }
-            _ => Err(format!(
-                "found '{literal}', expected: ',', ')' or identifier"
-            )),
+            _ => Err(format!("found '{literal}', expected: ',', ')' or identifier")),
         }
     }
 
@@ -518,20 +491,13 @@ impl Parser {
 
 /// `NewRequirement` as the parser calls it (a nil field path): values are checked as label
 /// values, and for `gt`/`lt` as integers. Several problems print as Kubernetes' aggregate.
-fn new_requirement(
-    key: String,
-    operator: LabelOperator,
-    values: Vec<String>,
-) -> Result<LabelRequirement, String> {
+fn new_requirement(key: String, operator: LabelOperator, values: Vec<String>) -> Result<LabelRequirement, String> {
     // The parser collects values in a string set: sorted, without duplicates.
     let mut values = values;
     values.sort();
     values.dedup();
     let mut errs = Vec::new();
-    if matches!(
-        operator,
-        LabelOperator::GreaterThan | LabelOperator::LessThan
-    ) {
+    if matches!(operator, LabelOperator::GreaterThan | LabelOperator::LessThan) {
         for (i, v) in values.iter().enumerate() {
             if v.parse::<i64>().is_err() {
                 errs.push(FieldError::invalid(
@@ -545,22 +511,10 @@ fn new_requirement(
     for (i, v) in values.iter().enumerate() {
         let msgs = is_valid_label_value(v);
         if !msgs.is_empty() {
-            errs.push(FieldError::invalid(
-                format!("values[{i}][{key}]"),
-                BadValue::Str(v.clone()),
-                msgs.join("; "),
-            ));
+            errs.push(FieldError::invalid(format!("values[{i}][{key}]"), BadValue::Str(v.clone()), msgs.join("; ")));
         }
     }
-    if errs.is_empty() {
-        Ok(LabelRequirement {
-            key,
-            operator,
-            values,
-        })
-    } else {
-        Err(aggregate_message(&errs))
-    }
+    if errs.is_empty() { Ok(LabelRequirement { key, operator, values }) } else { Err(aggregate_message(&errs)) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,16 +559,10 @@ impl FieldSelector {
                 continue;
             }
             let Some((field, operator, rhs)) = split_term(part) else {
-                return Err(SelectorError::Field(format!(
-                    "invalid selector: '{selector}'; can't understand '{part}'"
-                )));
+                return Err(SelectorError::Field(format!("invalid selector: '{selector}'; can't understand '{part}'")));
             };
             let value = unescape_value(rhs).map_err(SelectorError::Field)?;
-            requirements.push(FieldRequirement {
-                field: field.to_string(),
-                operator,
-                value,
-            });
+            requirements.push(FieldRequirement { field: field.to_string(), operator, value });
         }
         Ok(FieldSelector { requirements })
     }
@@ -653,11 +601,7 @@ impl FieldSelector {
     /// not in `supported` is refused with `field label not supported: <field>`.
     /// Use [`SECRET_FIELDS`] and [`NAMESPACE_FIELDS`].
     pub fn check_supported(&self, supported: &[&str]) -> Result<(), SelectorError> {
-        match self
-            .requirements
-            .iter()
-            .find(|r| !supported.contains(&r.field.as_str()))
-        {
+        match self.requirements.iter().find(|r| !supported.contains(&r.field.as_str())) {
             Some(r) => Err(SelectorError::UnsupportedField(r.field.clone())),
             None => Ok(()),
         }
@@ -666,11 +610,7 @@ impl FieldSelector {
     /// The check for kinds without a conversion func of their own (ServiceAccounts, RBAC):
     /// only `metadata.name` and `metadata.namespace`, refused with Kubernetes' default message.
     pub fn check_metadata_only(&self) -> Result<(), SelectorError> {
-        match self
-            .requirements
-            .iter()
-            .find(|r| r.field != "metadata.name" && r.field != "metadata.namespace")
-        {
+        match self.requirements.iter().find(|r| r.field != "metadata.name" && r.field != "metadata.namespace") {
             Some(r) => Err(SelectorError::UnknownField(r.field.clone())),
             None => Ok(()),
         }
@@ -683,11 +623,7 @@ impl fmt::Display for FieldSelector {
             .requirements
             .iter()
             .map(|r| {
-                let op = if r.operator == FieldOperator::Equals {
-                    "="
-                } else {
-                    "!="
-                };
+                let op = if r.operator == FieldOperator::Equals { "=" } else { "!=" };
                 format!("{}{op}{}", r.field, escape_value(&r.value))
             })
             .collect();
@@ -720,9 +656,7 @@ fn unescape_value(s: &str) -> Result<String, String> {
             match c {
                 '\\' | ',' | '=' => out.push(c),
                 _ => {
-                    return Err(format!(
-                        "invalid field selector: invalid escape sequence: \\{c}"
-                    ));
+                    return Err(format!("invalid field selector: invalid escape sequence: \\{c}"));
                 }
             }
             in_slash = false;
@@ -731,10 +665,7 @@ fn unescape_value(s: &str) -> Result<String, String> {
         match c {
             '\\' => in_slash = true,
             ',' | '=' => {
-                return Err(format!(
-                    "invalid field selector: unescaped character in value: {}",
-                    c as u32
-                ));
+                return Err(format!("invalid field selector: unescaped character in value: {}", c as u32));
             }
             _ => out.push(c),
         }
@@ -772,11 +703,9 @@ fn split_terms(selector: &str) -> Vec<&str> {
 fn split_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
     for (i, _) in term.char_indices() {
         let rest = &term[i..];
-        for (op, operator) in [
-            ("!=", FieldOperator::NotEquals),
-            ("==", FieldOperator::Equals),
-            ("=", FieldOperator::Equals),
-        ] {
+        for (op, operator) in
+            [("!=", FieldOperator::NotEquals), ("==", FieldOperator::Equals), ("=", FieldOperator::Equals)]
+        {
             if let Some(rhs) = rest.strip_prefix(op) {
                 return Some((&term[..i], operator, rhs));
             }
@@ -793,27 +722,13 @@ mod tests {
     const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn label_selectors_that_parse_and_restring() {
         // selector_test.go TestSelectorParse: good strings restring without spaces.
-        for s in [
-            "x=a,y=b,z=c",
-            "",
-            "x!=a,y=b",
-            "x=",
-            "x= ",
-            "x=,z= ",
-            "x= ,z= ",
-            "!x",
-            "x>1",
-            "x>1,z<5",
-        ] {
+        for s in ["x=a,y=b,z=c", "", "x!=a,y=b", "x=", "x= ", "x=,z= ", "x= ,z= ", "!x", "x>1", "x>1,z<5"] {
             let parsed = LabelSelector::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(parsed.to_string(), s.replace(' ', ""), "{s}");
         }
@@ -822,20 +737,13 @@ mod tests {
         assert_eq!(s.to_string(), "k in (v,w),!x");
         let s = LabelSelector::parse("env notin (prod),tier==db,a").unwrap();
         assert_eq!(s.to_string(), "a,env notin (prod),tier==db");
-        assert_eq!(
-            LabelSelector::parse("x in ()").unwrap().requirements()[0].values,
-            vec![String::new()]
-        );
+        assert_eq!(LabelSelector::parse("x in ()").unwrap().requirements()[0].values, vec![String::new()]);
         assert_eq!(
             LabelSelector::parse("x in (,a,)").unwrap().requirements()[0].values,
             vec!["".to_string(), "a".to_string()]
         );
         // `in` and `notin` are plain words as values and keys of exact matches.
-        assert!(
-            LabelSelector::parse("notin=in")
-                .unwrap()
-                .matches(&labels(&[("notin", "in")]))
-        );
+        assert!(LabelSelector::parse("notin=in").unwrap().matches(&labels(&[("notin", "in")])));
     }
 
     #[test]
@@ -937,11 +845,7 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(LabelSelector::parse(s).unwrap().matches(&l), *want, "{s}");
         }
-        assert!(
-            LabelSelector::parse("e=")
-                .unwrap()
-                .matches(&labels(&[("e", "")]))
-        );
+        assert!(LabelSelector::parse("e=").unwrap().matches(&labels(&[("e", "")])));
         // A negative bound is no label value, so Kubernetes refuses it before comparing.
         assert!(LabelSelector::parse("n>-1").is_err());
         assert!(LabelSelector::parse("").unwrap().is_empty());
@@ -962,14 +866,8 @@ mod tests {
             LabelSelector::parse("a=b, \0c=d").unwrap_err().to_string(),
             "found '', expected: identifier after ','"
         );
-        assert_eq!(
-            LabelSelector::parse("a=b,\0c=d").unwrap().to_string(),
-            "a=b,c=d"
-        );
-        assert_eq!(
-            LabelSelector::parse("a=b\0,c=d").unwrap().to_string(),
-            "a=b,c=d"
-        );
+        assert_eq!(LabelSelector::parse("a=b,\0c=d").unwrap().to_string(), "a=b,c=d");
+        assert_eq!(LabelSelector::parse("a=b\0,c=d").unwrap().to_string(), "a=b,c=d");
     }
 
     #[test]
@@ -996,42 +894,23 @@ mod tests {
         );
         let escaped = FieldSelector::parse(r"metadata.name=a\,b\=c\\d").unwrap();
         assert_eq!(escaped.requirements()[0].value, r"a,b=c\d");
-        assert_eq!(
-            escaped.requires_exact_match("metadata.name"),
-            Some(r"a,b=c\d")
-        );
+        assert_eq!(escaped.requires_exact_match("metadata.name"), Some(r"a,b=c\d"));
         assert!(FieldSelector::parse(",,").unwrap().is_empty());
     }
 
     #[test]
     fn field_selector_errors() {
         let cases: &[(&str, &str)] = &[
-            (
-                "x=a==b",
-                "invalid field selector: unescaped character in value: 61",
-            ),
+            ("x=a==b", "invalid field selector: unescaped character in value: 61"),
             ("x=a,b", "invalid selector: 'x=a,b'; can't understand 'b'"),
-            (
-                "x in (a)",
-                "invalid selector: 'x in (a)'; can't understand 'x in (a)'",
-            ),
+            ("x in (a)", "invalid selector: 'x in (a)'; can't understand 'x in (a)'"),
             ("x", "invalid selector: 'x'; can't understand 'x'"),
             (" ", "invalid selector: ' '; can't understand ' '"),
-            (
-                r"x=a\b",
-                r"invalid field selector: invalid escape sequence: \b",
-            ),
-            (
-                r"x=a\",
-                r"invalid field selector: invalid escape sequence: \",
-            ),
+            (r"x=a\b", r"invalid field selector: invalid escape sequence: \b"),
+            (r"x=a\", r"invalid field selector: invalid escape sequence: \"),
         ];
         for (s, want) in cases {
-            assert_eq!(
-                FieldSelector::parse(s).unwrap_err().to_string(),
-                *want,
-                "{s:?}"
-            );
+            assert_eq!(FieldSelector::parse(s).unwrap_err().to_string(), *want, "{s:?}");
         }
     }
 
@@ -1042,31 +921,15 @@ mod tests {
             "type" => Some("Opaque".to_string()),
             _ => None,
         };
-        assert!(
-            FieldSelector::parse("metadata.name=db,type=Opaque")
-                .unwrap()
-                .matches(get)
-        );
+        assert!(FieldSelector::parse("metadata.name=db,type=Opaque").unwrap().matches(get));
         assert!(!FieldSelector::parse("type!=Opaque").unwrap().matches(get));
-        assert!(
-            FieldSelector::parse("metadata.namespace=")
-                .unwrap()
-                .matches(get)
-        );
+        assert!(FieldSelector::parse("metadata.namespace=").unwrap().matches(get));
         assert!(FieldSelector::parse("").unwrap().matches(get));
 
         // kubernetes pkg/apis/core/v1/conversion.go.
         let s = FieldSelector::parse("type=Opaque,foo=bar,metadata.name=db").unwrap();
-        assert_eq!(
-            s.check_supported(SECRET_FIELDS).unwrap_err().to_string(),
-            "field label not supported: foo"
-        );
-        assert!(
-            FieldSelector::parse("metadata.namespace=app")
-                .unwrap()
-                .check_supported(SECRET_FIELDS)
-                .is_ok()
-        );
+        assert_eq!(s.check_supported(SECRET_FIELDS).unwrap_err().to_string(), "field label not supported: foo");
+        assert!(FieldSelector::parse("metadata.namespace=app").unwrap().check_supported(SECRET_FIELDS).is_ok());
         assert_eq!(
             FieldSelector::parse("metadata.namespace=app")
                 .unwrap()
@@ -1075,19 +938,10 @@ mod tests {
                 .to_string(),
             "field label not supported: metadata.namespace"
         );
-        assert!(
-            FieldSelector::parse("status.phase=Active")
-                .unwrap()
-                .check_supported(NAMESPACE_FIELDS)
-                .is_ok()
-        );
+        assert!(FieldSelector::parse("status.phase=Active").unwrap().check_supported(NAMESPACE_FIELDS).is_ok());
         // runtime/conversion.go DefaultMetaV1FieldSelectorConversion.
         assert_eq!(
-            FieldSelector::parse("spec.x=1")
-                .unwrap()
-                .check_metadata_only()
-                .unwrap_err()
-                .to_string(),
+            FieldSelector::parse("spec.x=1").unwrap().check_metadata_only().unwrap_err().to_string(),
             r#""spec.x" is not a known field selector: only "metadata.name", "metadata.namespace""#
         );
     }

@@ -19,9 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, OwnerReference, Time};
 
 use crate::field::{BadValue, ErrorList, FieldError, go_is_print, go_quote};
 use crate::secret::{self, Secret};
@@ -60,11 +58,7 @@ pub const TLS_CERT_KEY: &str = "tls.crt";
 pub const TLS_PRIVATE_KEY_KEY: &str = "tls.key";
 
 /// Finalizers that need no domain prefix (`helper.IsStandardFinalizerName`).
-const STANDARD_FINALIZERS: &[&str] = &[
-    "kubernetes",
-    FINALIZER_ORPHAN_DEPENDENTS,
-    FINALIZER_DELETE_DEPENDENTS,
-];
+const STANDARD_FINALIZERS: &[&str] = &["kubernetes", FINALIZER_ORPHAN_DEPENDENTS, FINALIZER_DELETE_DEPENDENTS];
 const FINALIZER_ORPHAN_DEPENDENTS: &str = "orphan";
 const FINALIZER_DELETE_DEPENDENTS: &str = "foregroundDeletion";
 
@@ -74,14 +68,13 @@ const FINALIZER_DELETE_DEPENDENTS: &str = "foregroundDeletion";
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
-const CONFIG_MAP_KEY_ERR_MSG: &str =
-    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+const CONFIG_MAP_KEY_ERR_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_ERR_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_ERR_MSG: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 
@@ -123,9 +116,7 @@ fn is_lower_alnum(b: u8) -> bool {
 fn matches_dns1123_label(v: &[u8]) -> bool {
     match (v.first(), v.last()) {
         (Some(&first), Some(&last)) => {
-            is_lower_alnum(first)
-                && is_lower_alnum(last)
-                && v.iter().all(|&b| is_lower_alnum(b) || b == b'-')
+            is_lower_alnum(first) && is_lower_alnum(last) && v.iter().all(|&b| is_lower_alnum(b) || b == b'-')
         }
         _ => false,
     }
@@ -142,8 +133,7 @@ fn matches_qualified_name_part(v: &[u8]) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && v.iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && v.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         }
         _ => false,
     }
@@ -159,11 +149,7 @@ fn dns1123_label_errors(v: &[u8]) -> Vec<String> {
             // A valid subdomain that is not a valid label: since length was checked, it is dots.
             errs.push("must not contain dots".to_string());
         } else {
-            errs.push(regex_error(
-                DNS1123_LABEL_ERR_MSG,
-                DNS1123_LABEL_FMT,
-                &["my-name", "123-abc"],
-            ));
+            errs.push(regex_error(DNS1123_LABEL_ERR_MSG, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
         }
     }
     errs
@@ -175,11 +161,7 @@ fn dns1123_subdomain_errors(v: &[u8]) -> Vec<String> {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     if !matches_dns1123_subdomain(v) {
-        errs.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR_MSG,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
+        errs.push(regex_error(DNS1123_SUBDOMAIN_ERR_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
     }
     errs
 }
@@ -200,15 +182,9 @@ pub fn is_config_map_key(v: &str) -> Vec<String> {
     if v.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
-    let ok = !v.is_empty()
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
     if !ok {
-        errs.push(regex_error(
-            CONFIG_MAP_KEY_ERR_MSG,
-            CONFIG_MAP_KEY_FMT,
-            &["key.name", "KEY_NAME", "key-name"],
-        ));
+        errs.push(regex_error(CONFIG_MAP_KEY_ERR_MSG, CONFIG_MAP_KEY_FMT, &["key.name", "KEY_NAME", "key-name"]));
     }
     errs.extend(has_ch_dir_prefix(v));
     errs
@@ -237,11 +213,7 @@ pub fn is_qualified_name(v: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errs.push(format!("prefix part {}", empty_error()));
             } else {
-                errs.extend(
-                    is_dns1123_subdomain(prefix)
-                        .into_iter()
-                        .map(|m| format!("prefix part {m}")),
-                );
+                errs.extend(is_dns1123_subdomain(prefix).into_iter().map(|m| format!("prefix part {m}")));
             }
             *name
         }
@@ -256,19 +228,12 @@ pub fn is_qualified_name(v: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push(format!("name part {}", empty_error()));
     } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        errs.push(format!(
-            "name part {}",
-            max_len_error(QUALIFIED_NAME_MAX_LENGTH)
-        ));
+        errs.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX_LENGTH)));
     }
     if !matches_qualified_name_part(name.as_bytes()) {
         errs.push(format!(
             "name part {}",
-            regex_error(
-                QUALIFIED_NAME_ERR_MSG,
-                QUALIFIED_NAME_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
+            regex_error(QUALIFIED_NAME_ERR_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
         ));
     }
     errs
@@ -281,11 +246,7 @@ pub fn is_valid_label_value(v: &str) -> Vec<String> {
         errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
     }
     if !(v.is_empty() || matches_qualified_name_part(v.as_bytes())) {
-        errs.push(regex_error(
-            LABEL_VALUE_ERR_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
+        errs.push(regex_error(LABEL_VALUE_ERR_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
     }
     errs
 }
@@ -331,29 +292,17 @@ fn mask_trailing_dash(name: &[u8]) -> Vec<u8> {
 
 /// `NameIsDNSSubdomain`: Secret, ServiceAccount and most other names.
 pub fn name_is_dns_subdomain(name: &str, prefix: bool) -> Vec<String> {
-    if prefix {
-        dns1123_subdomain_errors(&mask_trailing_dash(name.as_bytes()))
-    } else {
-        is_dns1123_subdomain(name)
-    }
+    if prefix { dns1123_subdomain_errors(&mask_trailing_dash(name.as_bytes())) } else { is_dns1123_subdomain(name) }
 }
 
 /// `NameIsDNSLabel` (`ValidateNamespaceName`): Namespace names.
 pub fn name_is_dns_label(name: &str, prefix: bool) -> Vec<String> {
-    if prefix {
-        dns1123_label_errors(&mask_trailing_dash(name.as_bytes()))
-    } else {
-        is_dns1123_label(name)
-    }
+    if prefix { dns1123_label_errors(&mask_trailing_dash(name.as_bytes())) } else { is_dns1123_label(name) }
 }
 
 /// `path.ValidatePathSegmentName`: RBAC names (`ValidateRBACName`).
 pub fn name_is_path_segment(name: &str, prefix: bool) -> Vec<String> {
-    if prefix {
-        is_valid_path_segment_prefix(name)
-    } else {
-        is_valid_path_segment_name(name)
-    }
+    if prefix { is_valid_path_segment_prefix(name) } else { is_valid_path_segment_name(name) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,11 +311,7 @@ pub fn name_is_path_segment(name: &str, prefix: bool) -> Vec<String> {
 
 /// `Path.Child`.
 fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
-    }
+    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
 }
 
 /// `Path.Key` and `Path.Index`: `data[tls.crt]`, `finalizers[0]`.
@@ -451,19 +396,12 @@ pub fn validate_object_meta(
     let generate_name = meta.generate_name.as_deref().unwrap_or("");
     if !generate_name.is_empty() {
         for msg in name_validator(generate_name, true) {
-            errs.push(FieldError::invalid(
-                child(path, "generateName"),
-                generate_name,
-                msg,
-            ));
+            errs.push(FieldError::invalid(child(path, "generateName"), generate_name, msg));
         }
     }
     let name = meta.name.as_deref().unwrap_or("");
     if name.is_empty() {
-        errs.push(FieldError::required(
-            child(path, "name"),
-            "name or generateName is required",
-        ));
+        errs.push(FieldError::required(child(path, "name"), "name or generateName is required"));
     } else {
         for msg in name_validator(name, false) {
             errs.push(FieldError::invalid(child(path, "name"), name, msg));
@@ -475,18 +413,11 @@ pub fn validate_object_meta(
             errs.push(FieldError::required(child(path, "namespace"), ""));
         } else {
             for msg in name_is_dns_label(namespace, false) {
-                errs.push(FieldError::invalid(
-                    child(path, "namespace"),
-                    namespace,
-                    msg,
-                ));
+                errs.push(FieldError::invalid(child(path, "namespace"), namespace, msg));
             }
         }
     } else if !namespace.is_empty() {
-        errs.push(FieldError::forbidden(
-            child(path, "namespace"),
-            "not allowed on this type",
-        ));
+        errs.push(FieldError::forbidden(child(path, "namespace"), "not allowed on this type"));
     }
 
     let generation = meta.generation.unwrap_or(0);
@@ -497,28 +428,16 @@ pub fn validate_object_meta(
             IS_NEGATIVE_ERROR_MSG,
         ));
     }
-    errs.extend(validate_labels(
-        meta.labels.as_ref(),
-        &child(path, "labels"),
-    ));
-    errs.extend(validate_annotations(
-        meta.annotations.as_ref(),
-        &child(path, "annotations"),
-    ));
+    errs.extend(validate_labels(meta.labels.as_ref(), &child(path, "labels")));
+    errs.extend(validate_annotations(meta.annotations.as_ref(), &child(path, "annotations")));
     errs.extend(validate_owner_references(
         meta.owner_references.as_deref().unwrap_or(&[]),
         &child(path, "ownerReferences"),
     ));
     let finalizers = meta.finalizers.as_deref().unwrap_or(&[]);
     errs.extend(validate_finalizers(finalizers, &child(path, "finalizers")));
-    errs.extend(validate_managed_fields(
-        meta.managed_fields.as_deref().unwrap_or(&[]),
-        &child(path, "managedFields"),
-    ));
-    errs.extend(validate_kube_finalizer_names(
-        finalizers,
-        &child(path, "finalizers"),
-    ));
+    errs.extend(validate_managed_fields(meta.managed_fields.as_deref().unwrap_or(&[]), &child(path, "managedFields")));
+    errs.extend(validate_kube_finalizer_names(finalizers, &child(path, "finalizers")));
     errs
 }
 
@@ -533,17 +452,9 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &st
 
     // Finalizers cannot be added if the object is already being deleted.
     if old.deletion_timestamp.is_some() {
-        let old_finalizers: BTreeSet<&str> = old
-            .finalizers
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        let extra: BTreeSet<&str> = new_finalizers
-            .iter()
-            .map(String::as_str)
-            .filter(|f| !old_finalizers.contains(f))
-            .collect();
+        let old_finalizers: BTreeSet<&str> = old.finalizers.iter().flatten().map(String::as_str).collect();
+        let extra: BTreeSet<&str> =
+            new_finalizers.iter().map(String::as_str).filter(|f| !old_finalizers.contains(f)).collect();
         if !extra.is_empty() {
             let extra: Vec<&str> = extra.into_iter().collect();
             errs.push(FieldError::forbidden(
@@ -565,8 +476,7 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &st
         ));
     }
 
-    let (new_generation, old_generation) =
-        (new.generation.unwrap_or(0), old.generation.unwrap_or(0));
+    let (new_generation, old_generation) = (new.generation.unwrap_or(0), old.generation.unwrap_or(0));
     if new_generation < old_generation {
         errs.push(FieldError::invalid(
             child(path, "generation"),
@@ -577,32 +487,13 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &st
 
     let immutable = |errs: &mut ErrorList, field: &str, changed: bool, shown: BadValue| {
         if changed {
-            errs.push(FieldError::invalid(
-                child(path, field),
-                shown,
-                FIELD_IMMUTABLE_ERROR_MSG,
-            ));
+            errs.push(FieldError::invalid(child(path, field), shown, FIELD_IMMUTABLE_ERROR_MSG));
         }
     };
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
-    immutable(
-        &mut errs,
-        "name",
-        s(&new.name) != s(&old.name),
-        BadValue::Str(s(&new.name)),
-    );
-    immutable(
-        &mut errs,
-        "namespace",
-        s(&new.namespace) != s(&old.namespace),
-        BadValue::Str(s(&new.namespace)),
-    );
-    immutable(
-        &mut errs,
-        "uid",
-        s(&new.uid) != s(&old.uid),
-        BadValue::Str(s(&new.uid)),
-    );
+    immutable(&mut errs, "name", s(&new.name) != s(&old.name), BadValue::Str(s(&new.name)));
+    immutable(&mut errs, "namespace", s(&new.namespace) != s(&old.namespace), BadValue::Str(s(&new.namespace)));
+    immutable(&mut errs, "uid", s(&new.uid) != s(&old.uid), BadValue::Str(s(&new.uid)));
     immutable(
         &mut errs,
         "creationTimestamp",
@@ -622,29 +513,17 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &st
         &mut errs,
         "deletionGracePeriodSeconds",
         new.deletion_grace_period_seconds != old.deletion_grace_period_seconds,
-        BadValue::Raw(
-            new.deletion_grace_period_seconds
-                .map_or_else(|| "null".to_string(), |s| s.to_string()),
-        ),
+        BadValue::Raw(new.deletion_grace_period_seconds.map_or_else(|| "null".to_string(), |s| s.to_string())),
     );
 
     errs.extend(validate_labels(new.labels.as_ref(), &child(path, "labels")));
-    errs.extend(validate_annotations(
-        new.annotations.as_ref(),
-        &child(path, "annotations"),
-    ));
+    errs.extend(validate_annotations(new.annotations.as_ref(), &child(path, "annotations")));
     errs.extend(validate_owner_references(
         new.owner_references.as_deref().unwrap_or(&[]),
         &child(path, "ownerReferences"),
     ));
-    errs.extend(validate_managed_fields(
-        new.managed_fields.as_deref().unwrap_or(&[]),
-        &child(path, "managedFields"),
-    ));
-    errs.extend(validate_kube_finalizer_names(
-        new_finalizers,
-        &child(path, "finalizers"),
-    ));
+    errs.extend(validate_managed_fields(new.managed_fields.as_deref().unwrap_or(&[]), &child(path, "managedFields")));
+    errs.extend(validate_kube_finalizer_names(new_finalizers, &child(path, "finalizers")));
     errs
 }
 
@@ -665,30 +544,21 @@ pub fn validate_labels(labels: Option<&BTreeMap<String, String>>, path: &str) ->
 
 /// `ValidateAnnotations`: keys are qualified names ignoring case, and keys plus values total at
 /// most 256 KiB. Values are never shown.
-pub fn validate_annotations(
-    annotations: Option<&BTreeMap<String, String>>,
-    path: &str,
-) -> ErrorList {
+pub fn validate_annotations(annotations: Option<&BTreeMap<String, String>>, path: &str) -> ErrorList {
     let mut errs = ErrorList::new();
     let Some(annotations) = annotations else {
         return errs;
     };
     for k in annotations.keys() {
         // Go's strings.ToLower maps each rune to one rune; the first char of Rust's mapping is it.
-        let lower: String = k
-            .chars()
-            .map(|c| c.to_lowercase().next().unwrap_or(c))
-            .collect();
+        let lower: String = k.chars().map(|c| c.to_lowercase().next().unwrap_or(c)).collect();
         for msg in is_qualified_name(&lower) {
             errs.push(FieldError::invalid(path, k.as_str(), msg));
         }
     }
     let total: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_BYTES {
-        errs.push(FieldError::too_long(
-            path,
-            TOTAL_ANNOTATION_SIZE_LIMIT_BYTES,
-        ));
+        errs.push(FieldError::too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT_BYTES));
     }
     errs
 }
@@ -720,35 +590,20 @@ pub fn validate_owner_references(refs: &[OwnerReference], path: &str) -> ErrorLi
             ));
         }
         if r.kind.is_empty() {
-            errs.push(FieldError::invalid(
-                child(path, "kind"),
-                r.kind.as_str(),
-                "kind must not be empty",
-            ));
+            errs.push(FieldError::invalid(child(path, "kind"), r.kind.as_str(), "kind must not be empty"));
         }
         if r.name.is_empty() {
-            errs.push(FieldError::invalid(
-                child(path, "name"),
-                r.name.as_str(),
-                "name must not be empty",
-            ));
+            errs.push(FieldError::invalid(child(path, "name"), r.name.as_str(), "name must not be empty"));
         }
         if r.uid.is_empty() {
-            errs.push(FieldError::invalid(
-                child(path, "uid"),
-                r.uid.as_str(),
-                "uid must not be empty",
-            ));
+            errs.push(FieldError::invalid(child(path, "uid"), r.uid.as_str(), "uid must not be empty"));
         }
         // BannedOwners: core/v1 Events may not own anything.
         if group.is_empty() && version == "v1" && r.kind == "Event" {
             errs.push(FieldError::invalid(
                 path,
                 BadValue::Raw(go_owner_reference(r)),
-                format!(
-                    "{group}/{version}, Kind={} is disallowed from being an owner",
-                    r.kind
-                ),
+                format!("{group}/{version}, Kind={} is disallowed from being an owner", r.kind),
             ));
         }
         if r.controller == Some(true) {
@@ -791,21 +646,13 @@ fn validate_finalizers(finalizers: &[String], path: &str) -> ErrorList {
 /// kubernetes' `validateKubeFinalizerName`: a finalizer without a `/` must be a standard one.
 fn kube_finalizer_name_error(finalizer: &str, path: &str) -> Option<FieldError> {
     (!finalizer.contains('/') && !STANDARD_FINALIZERS.contains(&finalizer)).then(|| {
-        FieldError::invalid(
-            path,
-            finalizer,
-            "name is neither a standard finalizer name nor is it fully qualified",
-        )
+        FieldError::invalid(path, finalizer, "name is neither a standard finalizer name nor is it fully qualified")
     })
 }
 
 /// The per-index finalizer check kubernetes adds to `ValidateObjectMeta*` (`finalizers[i]`).
 fn validate_kube_finalizer_names(finalizers: &[String], path: &str) -> ErrorList {
-    finalizers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| kube_finalizer_name_error(f, &key(path, i)))
-        .collect()
+    finalizers.iter().enumerate().filter_map(|(i, f)| kube_finalizer_name_error(f, &key(path, i))).collect()
 }
 
 /// `ValidateManagedFields`.
@@ -815,44 +662,27 @@ fn validate_managed_fields(entries: &[ManagedFieldsEntry], path: &str) -> ErrorL
         let p = key(path, i);
         let operation = entry.operation.as_deref().unwrap_or("");
         if operation != "Apply" && operation != "Update" {
-            errs.push(FieldError::invalid(
-                child(&p, "operation"),
-                operation,
-                "must be `Apply` or `Update`",
-            ));
+            errs.push(FieldError::invalid(child(&p, "operation"), operation, "must be `Apply` or `Update`"));
         }
         let fields_type = entry.fields_type.as_deref().unwrap_or("");
         if !fields_type.is_empty() && fields_type != "FieldsV1" {
-            errs.push(FieldError::invalid(
-                child(&p, "fieldsType"),
-                fields_type,
-                "must be `FieldsV1`",
-            ));
+            errs.push(FieldError::invalid(child(&p, "fieldsType"), fields_type, "must be `FieldsV1`"));
         }
         let manager = entry.manager.as_deref().unwrap_or("");
         if manager.len() > FIELD_MANAGER_MAX_LENGTH {
-            errs.push(FieldError::too_long(
-                child(&p, "manager"),
-                FIELD_MANAGER_MAX_LENGTH,
-            ));
+            errs.push(FieldError::too_long(child(&p, "manager"), FIELD_MANAGER_MAX_LENGTH));
         }
         for (pos, c) in manager.char_indices() {
             if !go_is_print(c) {
                 errs.push(FieldError::invalid(
                     child(&p, "manager"),
                     manager,
-                    format!(
-                        "invalid character {} (at position {pos})",
-                        go_unicode_code_point(c)
-                    ),
+                    format!("invalid character {} (at position {pos})", go_unicode_code_point(c)),
                 ));
             }
         }
         if entry.subresource.as_deref().unwrap_or("").len() > MAX_SUBRESOURCE_NAME_LENGTH {
-            errs.push(FieldError::too_long(
-                child(&p, "subresource"),
-                MAX_SUBRESOURCE_NAME_LENGTH,
-            ));
+            errs.push(FieldError::too_long(child(&p, "subresource"), MAX_SUBRESOURCE_NAME_LENGTH));
         }
     }
     errs
@@ -886,50 +716,29 @@ pub fn validate_secret(s: &Secret) -> ErrorList {
     match s.effective_type() {
         secret::TYPE_SERVICE_ACCOUNT_TOKEN => {
             // Only the service account's name is required; a controller adds the uid and token.
-            let annotated = s
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(SERVICE_ACCOUNT_NAME_KEY));
+            let annotated = s.metadata.annotations.as_ref().and_then(|a| a.get(SERVICE_ACCOUNT_NAME_KEY));
             if annotated.is_none_or(|v| v.is_empty()) {
-                errs.push(FieldError::required(
-                    key("metadata.annotations", SERVICE_ACCOUNT_NAME_KEY),
-                    "",
-                ));
+                errs.push(FieldError::required(key("metadata.annotations", SERVICE_ACCOUNT_NAME_KEY), ""));
             }
         }
         secret::TYPE_DOCKERCFG | secret::TYPE_DOCKER_CONFIG_JSON => {
-            let data_key = if s.effective_type() == secret::TYPE_DOCKERCFG {
-                DOCKER_CONFIG_KEY
-            } else {
-                DOCKER_CONFIG_JSON_KEY
-            };
+            let data_key =
+                if s.effective_type() == secret::TYPE_DOCKERCFG { DOCKER_CONFIG_KEY } else { DOCKER_CONFIG_JSON_KEY };
             match data.get(data_key) {
                 None => errs.push(FieldError::required(key("data", data_key), "")),
                 Some(config) => {
                     if let Err(detail) = go_json_object_error(config.expose()) {
-                        errs.push(FieldError::invalid(
-                            key("data", data_key),
-                            REDACTED_SECRET_CONTENTS,
-                            detail,
-                        ));
+                        errs.push(FieldError::invalid(key("data", data_key), REDACTED_SECRET_CONTENTS, detail));
                     }
                 }
             }
         }
         // Either may be empty, but one of the two keys must be present.
         secret::TYPE_BASIC_AUTH
-            if !data.contains_key(BASIC_AUTH_USERNAME_KEY)
-                && !data.contains_key(BASIC_AUTH_PASSWORD_KEY) =>
+            if !data.contains_key(BASIC_AUTH_USERNAME_KEY) && !data.contains_key(BASIC_AUTH_PASSWORD_KEY) =>
         {
-            errs.push(FieldError::required(
-                key("data", BASIC_AUTH_USERNAME_KEY),
-                "",
-            ));
-            errs.push(FieldError::required(
-                key("data", BASIC_AUTH_PASSWORD_KEY),
-                "",
-            ));
+            errs.push(FieldError::required(key("data", BASIC_AUTH_USERNAME_KEY), ""));
+            errs.push(FieldError::required(key("data", BASIC_AUTH_PASSWORD_KEY), ""));
         }
         secret::TYPE_SSH_AUTH if data.get(SSH_AUTH_PRIVATE_KEY).is_none_or(|v| v.is_empty()) => {
             errs.push(FieldError::required(key("data", SSH_AUTH_PRIVATE_KEY), ""));
@@ -956,11 +765,7 @@ fn go_json_object_error(bytes: &[u8]) -> Result<(), String> {
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
         return Err(match e.classify() {
             serde_json::error::Category::Eof => "unexpected end of JSON input".to_string(),
-            _ => format!(
-                "invalid character at line {} column {}",
-                e.line(),
-                e.column()
-            ),
+            _ => format!("invalid character at line {} column {}", e.line(), e.column()),
         });
     }
     let first = bytes.iter().copied().find(|b| !b" \t\r\n".contains(b));
@@ -971,9 +776,7 @@ fn go_json_object_error(bytes: &[u8]) -> Result<(), String> {
         Some(b't') | Some(b'f') => "bool",
         _ => "number",
     };
-    Err(format!(
-        "json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
-    ))
+    Err(format!("json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"))
 }
 
 /// `ValidateSecretUpdate`: metadata update rules, `type` immutable, and for immutable Secrets
@@ -985,11 +788,7 @@ fn go_json_object_error(bytes: &[u8]) -> Result<(), String> {
 pub fn validate_secret_update(new: &Secret, old: &Secret) -> ErrorList {
     let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, "metadata");
     if new.effective_type() != old.effective_type() {
-        errs.push(FieldError::invalid(
-            "type",
-            new.effective_type(),
-            FIELD_IMMUTABLE_ERROR_MSG,
-        ));
+        errs.push(FieldError::invalid("type", new.effective_type(), FIELD_IMMUTABLE_ERROR_MSG));
     }
     if old.is_immutable() {
         if !new.is_immutable() {
@@ -1013,11 +812,7 @@ pub fn validate_secret_update(new: &Secret, old: &Secret) -> ErrorList {
 /// `spec.finalizers` (path without index, as in Kubernetes).
 pub fn validate_namespace(ns: &Namespace) -> ErrorList {
     let mut errs = validate_object_meta(&ns.metadata, false, name_is_dns_label, "metadata");
-    let finalizers = ns
-        .spec
-        .as_ref()
-        .and_then(|s| s.finalizers.as_deref())
-        .unwrap_or(&[]);
+    let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.as_deref()).unwrap_or(&[]);
     for f in finalizers {
         for msg in is_qualified_name(f) {
             errs.push(FieldError::invalid("spec.finalizers", f.as_str(), msg));
@@ -1059,11 +854,7 @@ mod tests {
                 namespace: Some("app".to_string()),
                 ..Default::default()
             },
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), SecretBytes::new(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), SecretBytes::new(v.as_bytes().to_vec()))).collect()),
             type_: (!type_.is_empty()).then(|| type_.to_string()),
             ..Default::default()
         }
@@ -1098,10 +889,7 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(is_dns1123_subdomain(v), *want, "{v:?}");
         }
-        assert_eq!(
-            is_dns1123_subdomain(&too_long),
-            vec!["must be no more than 253 characters".to_string()]
-        );
+        assert_eq!(is_dns1123_subdomain(&too_long), vec!["must be no more than 253 characters".to_string()]);
     }
 
     #[test]
@@ -1118,16 +906,10 @@ mod tests {
             assert_eq!(is_dns1123_label(v), *want, "{v:?}");
         }
         // A 64-char label: too long, and otherwise well-formed.
-        assert_eq!(
-            is_dns1123_label(&"a".repeat(64)),
-            vec!["must be no more than 63 characters".to_string()]
-        );
+        assert_eq!(is_dns1123_label(&"a".repeat(64)), vec!["must be no more than 63 characters".to_string()]);
         assert_eq!(
             is_dns1123_label(&format!("{}.b", "a".repeat(63))),
-            vec![
-                "must be no more than 63 characters".to_string(),
-                "must not contain dots".to_string()
-            ]
+            vec!["must be no more than 63 characters".to_string(), "must not contain dots".to_string()]
         );
     }
 
@@ -1156,10 +938,7 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(is_config_map_key(v), *want, "{v:?}");
         }
-        assert_eq!(
-            is_config_map_key(&long),
-            vec!["must be no more than 253 characters".to_string()]
-        );
+        assert_eq!(is_config_map_key(&long), vec!["must be no more than 253 characters".to_string()]);
     }
 
     #[test]
@@ -1171,17 +950,11 @@ mod tests {
             ("example.com/Name_1", vec![]),
             ("1.2.3.4/5678", vec![]),
             ("/name", vec!["prefix part must be non-empty".into()]),
-            (
-                "prefix/",
-                vec!["name part must be non-empty".into(), NAME_PART_MSG.into()],
-            ),
+            ("prefix/", vec!["name part must be non-empty".into(), NAME_PART_MSG.into()]),
             ("Bad_Prefix/x", vec![format!("prefix part {SUBDOMAIN_MSG}")]),
             ("a b", vec![NAME_PART_MSG.into()]),
             ("-x", vec![NAME_PART_MSG.into()]),
-            (
-                &"a".repeat(64),
-                vec!["name part must be no more than 63 characters".into()],
-            ),
+            (&"a".repeat(64), vec!["name part must be no more than 63 characters".into()]),
             (
                 "a/b/c",
                 vec![format!(
@@ -1198,29 +971,17 @@ mod tests {
     fn label_value_table() {
         assert!(is_valid_label_value("").is_empty());
         assert!(is_valid_label_value("My_value-1.2").is_empty());
-        assert_eq!(
-            is_valid_label_value("-x"),
-            vec![LABEL_VALUE_MSG.to_string()]
-        );
-        assert_eq!(
-            is_valid_label_value(&"a".repeat(64)),
-            vec!["must be no more than 63 characters".to_string()]
-        );
+        assert_eq!(is_valid_label_value("-x"), vec![LABEL_VALUE_MSG.to_string()]);
+        assert_eq!(is_valid_label_value(&"a".repeat(64)), vec!["must be no more than 63 characters".to_string()]);
     }
 
     #[test]
     fn path_segment_names() {
         // path/name_test.go.
-        assert_eq!(
-            is_valid_path_segment_name(".."),
-            vec!["may not be '..'".to_string()]
-        );
+        assert_eq!(is_valid_path_segment_name(".."), vec!["may not be '..'".to_string()]);
         assert_eq!(
             is_valid_path_segment_name("a/b%c"),
-            vec![
-                "may not contain '/'".to_string(),
-                "may not contain '%'".to_string()
-            ]
+            vec!["may not contain '/'".to_string(), "may not contain '%'".to_string()]
         );
         assert!(name_is_path_segment("system:admin", false).is_empty());
     }
@@ -1230,14 +991,8 @@ mod tests {
         // generic.go maskTrailingDash: "ab-" -> "a" + "a"; a lone "-" is checked as is.
         assert!(name_is_dns_subdomain("db-", true).is_empty());
         assert!(name_is_dns_label("x-", true).is_empty());
-        assert_eq!(
-            name_is_dns_subdomain("-", true),
-            vec![SUBDOMAIN_MSG.to_string()]
-        );
-        assert_eq!(
-            name_is_dns_subdomain("db-", false),
-            vec![SUBDOMAIN_MSG.to_string()]
-        );
+        assert_eq!(name_is_dns_subdomain("-", true), vec![SUBDOMAIN_MSG.to_string()]);
+        assert_eq!(name_is_dns_subdomain("db-", false), vec![SUBDOMAIN_MSG.to_string()]);
     }
 
     #[test]
@@ -1247,31 +1002,20 @@ mod tests {
             let errs = validate_secret(&secret(bad, "", &[]));
             assert_eq!(
                 messages(&errs),
-                vec![format!(
-                    "metadata.name: Invalid value: {}: {SUBDOMAIN_MSG}",
-                    go_quote(bad)
-                )]
+                vec![format!("metadata.name: Invalid value: {}: {SUBDOMAIN_MSG}", go_quote(bad))]
             );
         }
         let long = "a".repeat(254);
         assert_eq!(
             messages(&validate_secret(&secret(&long, "", &[]))),
-            vec![format!(
-                "metadata.name: Invalid value: \"{long}\": must be no more than 253 characters"
-            )]
+            vec![format!("metadata.name: Invalid value: \"{long}\": must be no more than 253 characters")]
         );
         // kubectl-wire.md §11: `create secret` with an invalid name.
         let errs = validate_secret(&secret("Bad_Name", "", &[]));
-        assert_eq!(
-            errs[0].to_string(),
-            format!("metadata.name: Invalid value: \"Bad_Name\": {SUBDOMAIN_MSG}")
-        );
+        assert_eq!(errs[0].to_string(), format!("metadata.name: Invalid value: \"Bad_Name\": {SUBDOMAIN_MSG}"));
         // Unicode tricks are escaped as Go's %q escapes them.
         let errs = validate_secret(&secret("db\u{202e}", "", &[]));
-        assert_eq!(
-            errs[0].to_string(),
-            format!("metadata.name: Invalid value: \"db\\u202e\": {SUBDOMAIN_MSG}")
-        );
+        assert_eq!(errs[0].to_string(), format!("metadata.name: Invalid value: \"db\\u202e\": {SUBDOMAIN_MSG}"));
 
         let mut s = secret("db", "", &[]);
         s.metadata.namespace = Some("a".repeat(64));
@@ -1283,10 +1027,7 @@ mod tests {
             )]
         );
         s.metadata.namespace = None;
-        assert_eq!(
-            messages(&validate_secret(&s)),
-            vec!["metadata.namespace: Required value".to_string()]
-        );
+        assert_eq!(messages(&validate_secret(&s)), vec!["metadata.namespace: Required value".to_string()]);
         s.metadata.namespace = Some("app".into());
         s.metadata.name = None;
         assert_eq!(
@@ -1319,20 +1060,14 @@ mod tests {
         ];
         for (k, msg) in cases {
             let errs = validate_secret(&secret("db", "", &[(k, CANARY)]));
-            assert_eq!(
-                messages(&errs),
-                vec![format!("data[{k}]: Invalid value: {}: {msg}", go_quote(k))],
-                "{k:?}"
-            );
+            assert_eq!(messages(&errs), vec![format!("data[{k}]: Invalid value: {}: {msg}", go_quote(k))], "{k:?}");
             assert_no_canary(&errs);
         }
         let long = "k".repeat(254);
         let errs = validate_secret(&secret("db", "", &[(&long, "v")]));
         assert_eq!(
             messages(&errs),
-            vec![format!(
-                "data[{long}]: Invalid value: \"{long}\": must be no more than 253 characters"
-            )]
+            vec![format!("data[{long}]: Invalid value: \"{long}\": must be no more than 253 characters")]
         );
         // One bad key rejects the whole object even when others are fine.
         let errs = validate_secret(&secret("db", "", &[("good", "v"), ("a/b", "v")]));
@@ -1350,15 +1085,9 @@ mod tests {
         assert!(validate_secret(&secret("db", "", &[("a", &half), ("b", &half)])).is_empty());
         let over = format!("{half}x");
         let errs = validate_secret(&secret("db", "", &[("a", &half), ("b", &over)]));
-        assert_eq!(
-            messages(&errs),
-            vec!["data: Too long: may not be more than 1048576 bytes".to_string()]
-        );
+        assert_eq!(messages(&errs), vec!["data: Too long: may not be more than 1048576 bytes".to_string()]);
         assert_eq!(errs[0].reason(), "FieldValueTooLong");
-        assert_eq!(
-            errs[0].body(),
-            "Too long: may not be more than 1048576 bytes"
-        );
+        assert_eq!(errs[0].body(), "Too long: may not be more than 1048576 bytes");
     }
 
     #[test]
@@ -1366,59 +1095,17 @@ mod tests {
         // ValidateSecret's type switch; the tls message is kubectl-wire.md §11's recorded body.
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
         let cases: &[Case] = &[
-            (
-                "kubernetes.io/tls",
-                &[],
-                &[
-                    "data[tls.crt]: Required value",
-                    "data[tls.key]: Required value",
-                ],
-            ),
-            (
-                "kubernetes.io/tls",
-                &[("tls.crt", "c")],
-                &["data[tls.key]: Required value"],
-            ),
-            (
-                "kubernetes.io/tls",
-                &[("tls.crt", ""), ("tls.key", "")],
-                &[],
-            ),
-            (
-                "kubernetes.io/basic-auth",
-                &[],
-                &[
-                    "data[username]: Required value",
-                    "data[password]: Required value",
-                ],
-            ),
+            ("kubernetes.io/tls", &[], &["data[tls.crt]: Required value", "data[tls.key]: Required value"]),
+            ("kubernetes.io/tls", &[("tls.crt", "c")], &["data[tls.key]: Required value"]),
+            ("kubernetes.io/tls", &[("tls.crt", ""), ("tls.key", "")], &[]),
+            ("kubernetes.io/basic-auth", &[], &["data[username]: Required value", "data[password]: Required value"]),
             ("kubernetes.io/basic-auth", &[("password", "")], &[]),
-            (
-                "kubernetes.io/ssh-auth",
-                &[("ssh-privatekey", "")],
-                &["data[ssh-privatekey]: Required value"],
-            ),
+            ("kubernetes.io/ssh-auth", &[("ssh-privatekey", "")], &["data[ssh-privatekey]: Required value"]),
             ("kubernetes.io/ssh-auth", &[("ssh-privatekey", "k")], &[]),
-            (
-                "kubernetes.io/dockercfg",
-                &[],
-                &["data[.dockercfg]: Required value"],
-            ),
-            (
-                "kubernetes.io/dockerconfigjson",
-                &[],
-                &["data[.dockerconfigjson]: Required value"],
-            ),
-            (
-                "kubernetes.io/dockerconfigjson",
-                &[(".dockerconfigjson", r#"{"auths":{}}"#)],
-                &[],
-            ),
-            (
-                "kubernetes.io/dockerconfigjson",
-                &[(".dockerconfigjson", "null")],
-                &[],
-            ),
+            ("kubernetes.io/dockercfg", &[], &["data[.dockercfg]: Required value"]),
+            ("kubernetes.io/dockerconfigjson", &[], &["data[.dockerconfigjson]: Required value"]),
+            ("kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", r#"{"auths":{}}"#)], &[]),
+            ("kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", "null")], &[]),
             (
                 "kubernetes.io/dockerconfigjson",
                 &[(".dockerconfigjson", "[1]")],
@@ -1429,16 +1116,12 @@ mod tests {
             (
                 "kubernetes.io/dockercfg",
                 &[(".dockercfg", "{\"a\":")],
-                &[
-                    "data[.dockercfg]: Invalid value: \"<secret contents redacted>\": unexpected end of JSON input",
-                ],
+                &["data[.dockercfg]: Invalid value: \"<secret contents redacted>\": unexpected end of JSON input"],
             ),
             (
                 "kubernetes.io/dockercfg",
                 &[(".dockercfg", "")],
-                &[
-                    "data[.dockercfg]: Invalid value: \"<secret contents redacted>\": unexpected end of JSON input",
-                ],
+                &["data[.dockercfg]: Invalid value: \"<secret contents redacted>\": unexpected end of JSON input"],
             ),
             (
                 "kubernetes.io/service-account-token",
@@ -1454,28 +1137,21 @@ mod tests {
             assert_eq!(messages(&errs), *want, "{type_} {data:?}");
         }
         let mut sa = secret("db", "kubernetes.io/service-account-token", &[]);
-        sa.metadata.annotations =
-            Some([(SERVICE_ACCOUNT_NAME_KEY.to_string(), "default".to_string())].into());
+        sa.metadata.annotations = Some([(SERVICE_ACCOUNT_NAME_KEY.to_string(), "default".to_string())].into());
         assert!(validate_secret(&sa).is_empty());
     }
 
     #[test]
     fn malformed_docker_config_never_echoes_content() {
         // CVE-2020-8564: the content of a malformed docker config must not reach the error.
-        for bad in [
-            format!("{{\"auths\": {CANARY}}}"),
-            CANARY.to_string(),
-            format!("\"{CANARY}\" trailing"),
-        ] {
-            let errs = validate_secret(&secret(
-                "db",
-                "kubernetes.io/dockerconfigjson",
-                &[(".dockerconfigjson", &bad)],
-            ));
+        for bad in [format!("{{\"auths\": {CANARY}}}"), CANARY.to_string(), format!("\"{CANARY}\" trailing")] {
+            let errs = validate_secret(&secret("db", "kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", &bad)]));
             assert_eq!(errs.len(), 1, "{errs:?}");
-            assert!(errs[0].to_string().starts_with(
-                "data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": "
-            ));
+            assert!(
+                errs[0]
+                    .to_string()
+                    .starts_with("data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": ")
+            );
             assert_no_canary(&errs);
             // Not even the first character of the content (Go's message would show 'C').
             assert!(!errs[0].detail.contains("'C'"), "{}", errs[0].detail);
@@ -1507,10 +1183,7 @@ mod tests {
         let mut changed = frozen.clone();
         changed.data = Some([("a".to_string(), SecretBytes::new(b"other".to_vec()))].into());
         let errs = validate_secret_update(&changed, &frozen);
-        assert_eq!(
-            messages(&errs),
-            vec!["data: Forbidden: field is immutable when `immutable` is set".to_string()]
-        );
+        assert_eq!(messages(&errs), vec!["data: Forbidden: field is immutable when `immutable` is set".to_string()]);
         assert_eq!(errs[0].reason(), "FieldValueForbidden");
         assert_no_canary(&errs);
         let mut unset = frozen.clone();
@@ -1574,11 +1247,7 @@ mod tests {
             ..Default::default()
         };
         let mut more = deleting.clone();
-        more.finalizers = Some(vec![
-            "example.com/a".into(),
-            "example.com/c".into(),
-            "example.com/b".into(),
-        ]);
+        more.finalizers = Some(vec!["example.com/a".into(), "example.com/c".into(), "example.com/b".into()]);
         assert_eq!(
             messages(&validate_object_meta_update(&more, &deleting, "metadata")),
             vec![
@@ -1588,9 +1257,7 @@ mod tests {
         let mut undeleted = deleting.clone();
         undeleted.deletion_timestamp = None;
         assert_eq!(
-            messages(&validate_object_meta_update(
-                &undeleted, &deleting, "metadata"
-            )),
+            messages(&validate_object_meta_update(&undeleted, &deleting, "metadata")),
             vec!["metadata.deletionTimestamp: Invalid value: null: field is immutable"]
         );
     }
@@ -1598,26 +1265,13 @@ mod tests {
     #[test]
     fn labels_annotations_owner_references_finalizers() {
         let mut s = secret("db", "", &[]);
-        s.metadata.labels = Some(
-            [
-                ("a b".to_string(), "-x".to_string()),
-                ("ok".to_string(), "fine".to_string()),
-            ]
-            .into(),
-        );
+        s.metadata.labels =
+            Some([("a b".to_string(), "-x".to_string()), ("ok".to_string(), "fine".to_string())].into());
         s.metadata.annotations = Some(
-            [
-                ("Example.COM/Key".to_string(), CANARY.to_string()),
-                ("bad key".to_string(), CANARY.to_string()),
-            ]
-            .into(),
+            [("Example.COM/Key".to_string(), CANARY.to_string()), ("bad key".to_string(), CANARY.to_string())].into(),
         );
-        s.metadata.finalizers = Some(vec![
-            "orphan".into(),
-            "foregroundDeletion".into(),
-            "custom".into(),
-            "bad/name/x".into(),
-        ]);
+        s.metadata.finalizers =
+            Some(vec!["orphan".into(), "foregroundDeletion".into(), "custom".into(), "bad/name/x".into()]);
         s.metadata.generation = Some(-1);
         let errs = validate_secret(&s);
         assert_no_canary(&errs);
@@ -1638,14 +1292,9 @@ mod tests {
         let mut s = secret("db", "", &[]);
         let big = CANARY.repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES / CANARY.len());
         let filler = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - big.len() - 2);
-        s.metadata.annotations =
-            Some([("a".to_string(), big.clone()), ("b".to_string(), filler)].into());
+        s.metadata.annotations = Some([("a".to_string(), big.clone()), ("b".to_string(), filler)].into());
         assert!(validate_secret(&s).is_empty());
-        s.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert("c".into(), String::new());
+        s.metadata.annotations.as_mut().unwrap().insert("c".into(), String::new());
         let errs = validate_secret(&s);
         assert_eq!(
             messages(&errs),
@@ -1654,15 +1303,13 @@ mod tests {
         assert_no_canary(&errs);
 
         // Owner references: paths without index, Go's %#v for the banned and duplicate cases.
-        let owner = |api: &str, kind: &str, name: &str, uid: &str, controller: Option<bool>| {
-            OwnerReference {
-                api_version: api.into(),
-                kind: kind.into(),
-                name: name.into(),
-                uid: uid.into(),
-                controller,
-                block_owner_deletion: None,
-            }
+        let owner = |api: &str, kind: &str, name: &str, uid: &str, controller: Option<bool>| OwnerReference {
+            api_version: api.into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller,
+            block_owner_deletion: None,
         };
         let mut s = secret("db", "", &[]);
         s.metadata.owner_references = Some(vec![
@@ -1676,18 +1323,9 @@ mod tests {
             errs[0].to_string(),
             "metadata.ownerReferences.apiVersion: Invalid value: \"apps/\": version must not be empty"
         );
-        assert_eq!(
-            errs[1].to_string(),
-            "metadata.ownerReferences.kind: Invalid value: \"\": kind must not be empty"
-        );
-        assert_eq!(
-            errs[2].to_string(),
-            "metadata.ownerReferences.name: Invalid value: \"\": name must not be empty"
-        );
-        assert_eq!(
-            errs[3].to_string(),
-            "metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty"
-        );
+        assert_eq!(errs[1].to_string(), "metadata.ownerReferences.kind: Invalid value: \"\": kind must not be empty");
+        assert_eq!(errs[2].to_string(), "metadata.ownerReferences.name: Invalid value: \"\": name must not be empty");
+        assert_eq!(errs[3].to_string(), "metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty");
         assert_eq!(
             errs[4].to_string(),
             "metadata.ownerReferences: Invalid value: v1.OwnerReference{APIVersion:\"v1\", Kind:\"Event\", Name:\"e\", UID:\"u\", Controller:(*bool)(nil), BlockOwnerDeletion:(*bool)(nil)}: /v1, Kind=Event is disallowed from being an owner"
@@ -1722,19 +1360,13 @@ mod tests {
     #[test]
     fn namespaces() {
         let ns = |name: &str| Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
             ..Default::default()
         };
         assert!(validate_namespace(&ns("app")).is_empty());
         assert_eq!(
             messages(&validate_namespace(&ns(&"a".repeat(64)))),
-            vec![format!(
-                "metadata.name: Invalid value: \"{}\": must be no more than 63 characters",
-                "a".repeat(64)
-            )]
+            vec![format!("metadata.name: Invalid value: \"{}\": must be no more than 63 characters", "a".repeat(64))]
         );
         assert_eq!(
             messages(&validate_namespace(&ns("a.b"))),
@@ -1742,9 +1374,7 @@ mod tests {
         );
         assert_eq!(
             messages(&validate_namespace(&ns("App"))),
-            vec![format!(
-                "metadata.name: Invalid value: \"App\": {LABEL_MSG}"
-            )]
+            vec![format!("metadata.name: Invalid value: \"App\": {LABEL_MSG}")]
         );
         let mut namespaced = ns("app");
         namespaced.metadata.namespace = Some("x".into());
@@ -1753,9 +1383,8 @@ mod tests {
             vec!["metadata.namespace: Forbidden: not allowed on this type"]
         );
         let mut finalized = ns("app");
-        finalized.spec = Some(NamespaceSpec {
-            finalizers: Some(vec!["kubernetes".into(), "mine".into(), "a b".into()]),
-        });
+        finalized.spec =
+            Some(NamespaceSpec { finalizers: Some(vec!["kubernetes".into(), "mine".into(), "a b".into()]) });
         assert_eq!(
             messages(&validate_namespace(&finalized)),
             vec![

@@ -20,30 +20,18 @@ pub struct UserInfo {
 pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let name = subject
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
+    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
     if name.is_empty() {
         return None;
     }
-    let mut groups: Vec<String> = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_string))
-        .collect();
+    let mut groups: Vec<String> =
+        subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
     groups.push(AUTHENTICATED_GROUP.to_string());
     Some(UserInfo { name, groups })
 }
 
 /// Default deny: only `system:masters` may do anything until RBAC arrives.
-pub fn authorize(
-    user: &UserInfo,
-    target: Option<&RequestInfo>,
-    path: &str,
-    verb: &str,
-) -> Result<(), ApiError> {
+pub fn authorize(user: &UserInfo, target: Option<&RequestInfo>, path: &str, verb: &str) -> Result<(), ApiError> {
     if user.groups.iter().any(|g| g == crate::pki::MASTERS_GROUP) {
         return Ok(());
     }
@@ -51,28 +39,15 @@ pub fn authorize(
 }
 
 /// Kubernetes' Forbidden message for a denied request.
-pub fn forbidden(
-    user: &UserInfo,
-    target: Option<&RequestInfo>,
-    path: &str,
-    verb: &str,
-) -> ApiError {
+pub fn forbidden(user: &UserInfo, target: Option<&RequestInfo>, path: &str, verb: &str) -> ApiError {
     match target {
         Some(i) => {
-            let res = if i.group.is_empty() {
-                i.resource.clone()
-            } else {
-                format!("{}.{}", i.resource, i.group)
-            };
+            let res = if i.group.is_empty() { i.resource.clone() } else { format!("{}.{}", i.resource, i.group) };
             let subject = match &i.name {
                 Some(n) => format!("{res} \"{n}\" is forbidden"),
                 None => format!("{res} is forbidden"),
             };
-            let sub = i
-                .subresource
-                .as_ref()
-                .map(|s| format!("/{s}"))
-                .unwrap_or_default();
+            let sub = i.subresource.as_ref().map(|s| format!("/{s}")).unwrap_or_default();
             let scope = match &i.namespace {
                 Some(ns) => format!(" in the namespace \"{ns}\""),
                 None => " at the cluster scope".to_string(),
@@ -82,9 +57,6 @@ pub fn forbidden(
                 user.name, i.verb, i.resource, i.group
             ))
         }
-        None => ApiError::forbidden(format!(
-            "forbidden: User \"{}\" cannot {verb} path \"{path}\"",
-            user.name
-        )),
+        None => ApiError::forbidden(format!("forbidden: User \"{}\" cannot {verb} path \"{path}\"", user.name)),
     }
 }

@@ -18,32 +18,16 @@ pub type Resp = Response<Body>;
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    http_body_util::Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// Reads a body, refusing it with 413 as soon as it passes [`MAX_BODY`], before buffering more.
-pub async fn read_body(
-    body: hyper::body::Incoming,
-    headers: &HeaderMap,
-) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::too_large(format!(
-            "the request body is larger than the limit of {MAX_BODY} bytes"
-        ))
-    };
-    if let Some(len) = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+pub async fn read_body(body: hyper::body::Incoming, headers: &HeaderMap) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::too_large(format!("the request body is larger than the limit of {MAX_BODY} bytes"));
+    if let Some(len) = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok())
+        && len.parse::<u64>().map(|l| l > MAX_BODY as u64).unwrap_or(false)
     {
-        if len
-            .parse::<u64>()
-            .map(|l| l > MAX_BODY as u64)
-            .unwrap_or(false)
-        {
-            return Err(too_large());
-        }
+        return Err(too_large());
     }
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
@@ -55,13 +39,7 @@ pub async fn read_body(
 
 /// The media type of a header value, lower-cased, without parameters.
 pub fn media_type(value: Option<&str>) -> String {
-    value
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    value.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// Decodes an object body by its Content-Type.
@@ -69,15 +47,11 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError
     let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let decoded = match media_type(ct).as_str() {
         "application/json" | "" => json::parse_json(body).map_err(|e| e.to_string()),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            json::parse_yaml(body).map_err(|e| e.to_string())
-        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => json::parse_yaml(body).map_err(|e| e.to_string()),
         protobuf::CONTENT_TYPE => protobuf::decode(body).map_err(|e| e.to_string()),
         other => return Err(ApiError::unsupported_media_type(other)),
     };
-    decoded.map_err(|e| {
-        ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
-    })
+    decoded.map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
 }
 
 /// Parses JSON or YAML (for apply patches, whose media type says YAML but kubectl sends JSON).
@@ -130,18 +104,12 @@ pub fn negotiate(accept: Option<&str>, include: IncludeObject) -> Result<Output,
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        let param = |k: &str| {
-            params
-                .iter()
-                .find(|(pk, _)| pk == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let param = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
         match mt.as_str() {
             "application/json" | "application/*" | "*/*" => match param("as") {
                 None => return Ok(Output::Json),
                 Some("Table")
-                    if param("g") == Some("meta.k8s.io")
-                        && matches!(param("v"), Some("v1") | Some("v1beta1")) =>
+                    if param("g") == Some("meta.k8s.io") && matches!(param("v"), Some("v1") | Some("v1beta1")) =>
                 {
                     return Ok(Output::Table(include));
                 }
@@ -157,8 +125,7 @@ pub fn negotiate(accept: Option<&str>, include: IncludeObject) -> Result<Output,
 pub fn json_response(code: StatusCode, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(full(body));
     *r.status_mut() = code;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -191,33 +158,14 @@ mod tests {
     #[test]
     fn kubectl_table_accept_gives_a_table() {
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(Some(accept), IncludeObject::Metadata).unwrap(), Output::Table(IncludeObject::Metadata));
+        assert_eq!(negotiate(Some("application/json"), IncludeObject::Metadata).unwrap(), Output::Json);
         assert_eq!(
-            negotiate(Some(accept), IncludeObject::Metadata).unwrap(),
-            Output::Table(IncludeObject::Metadata)
-        );
-        assert_eq!(
-            negotiate(Some("application/json"), IncludeObject::Metadata).unwrap(),
+            negotiate(Some("application/vnd.kubernetes.protobuf,application/json"), IncludeObject::Metadata).unwrap(),
             Output::Json
         );
-        assert_eq!(
-            negotiate(
-                Some("application/vnd.kubernetes.protobuf,application/json"),
-                IncludeObject::Metadata
-            )
-            .unwrap(),
-            Output::Json
-        );
-        assert_eq!(
-            negotiate(None, IncludeObject::Metadata).unwrap(),
-            Output::Json
-        );
-        assert!(
-            negotiate(
-                Some("application/vnd.kubernetes.protobuf"),
-                IncludeObject::Metadata
-            )
-            .is_err()
-        );
+        assert_eq!(negotiate(None, IncludeObject::Metadata).unwrap(), Output::Json);
+        assert!(negotiate(Some("application/vnd.kubernetes.protobuf"), IncludeObject::Metadata).is_err());
         assert!(negotiate(Some("text/plain"), IncludeObject::Metadata).is_err());
     }
 }

@@ -21,11 +21,9 @@ use sha2::{Digest, Sha256};
 use crate::registry::ResourceInfo;
 
 /// The media type of an aggregated discovery answer in `apidiscovery.k8s.io/v2`.
-pub const AGGREGATED_V2: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 /// The media type of an aggregated discovery answer in `apidiscovery.k8s.io/v2beta1`.
-pub const AGGREGATED_V2BETA1: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2BETA1: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
 
 const DISCOVERY_GROUP: &str = "apidiscovery.k8s.io";
 const DISCOVERY_KIND: &str = "APIGroupDiscoveryList";
@@ -81,10 +79,7 @@ pub fn negotiate(accept: Option<&str>) -> DiscoveryFormat {
 fn parse_media_range(range: &str) -> Option<(DiscoveryFormat, f32)> {
     let mut parts = range.split(';');
     let media_type = parts.next()?.trim().to_ascii_lowercase();
-    if !matches!(
-        media_type.as_str(),
-        "application/json" | "application/*" | "*/*"
-    ) {
+    if !matches!(media_type.as_str(), "application/json" | "application/*" | "*/*") {
         return None;
     }
     let (mut group, mut version, mut as_kind, mut quality) = (None, None, None, 1.0_f32);
@@ -98,22 +93,14 @@ fn parse_media_range(range: &str) -> Option<(DiscoveryFormat, f32)> {
             "v" => version = Some(value),
             "as" => as_kind = Some(value),
             // An unreadable quality is treated as the default rather than rejecting the range.
-            "q" => {
-                quality = value
-                    .parse::<f32>()
-                    .ok()
-                    .filter(|q| q.is_finite())
-                    .map_or(1.0, |q| q.clamp(0.0, 1.0))
-            }
+            "q" => quality = value.parse::<f32>().ok().filter(|q| q.is_finite()).map_or(1.0, |q| q.clamp(0.0, 1.0)),
             _ => {}
         }
     }
     let format = match (group, version, as_kind) {
         (None, None, None) => DiscoveryFormat::Legacy,
         (Some(DISCOVERY_GROUP), Some("v2"), Some(DISCOVERY_KIND)) => DiscoveryFormat::AggregatedV2,
-        (Some(DISCOVERY_GROUP), Some("v2beta1"), Some(DISCOVERY_KIND)) => {
-            DiscoveryFormat::AggregatedV2Beta1
-        }
+        (Some(DISCOVERY_GROUP), Some("v2beta1"), Some(DISCOVERY_KIND)) => DiscoveryFormat::AggregatedV2Beta1,
         _ => return None,
     };
     Some((format, quality))
@@ -185,18 +172,8 @@ pub fn aggregated(resources: &[&ResourceInfo], core: bool, format: DiscoveryForm
 fn aggregated_resource(info: &ResourceInfo, subresources: &[Subresource]) -> Value {
     let mut entry = Map::new();
     entry.insert("resource".into(), json!(info.plural));
-    entry.insert(
-        "responseKind".into(),
-        json!({"group": info.group, "version": info.version, "kind": info.kind}),
-    );
-    entry.insert(
-        "scope".into(),
-        json!(if info.namespaced {
-            "Namespaced"
-        } else {
-            "Cluster"
-        }),
-    );
+    entry.insert("responseKind".into(), json!({"group": info.group, "version": info.version, "kind": info.kind}));
+    entry.insert("scope".into(), json!(if info.namespaced { "Namespaced" } else { "Cluster" }));
     entry.insert("singularResource".into(), json!(info.singular));
     entry.insert("verbs".into(), json!(info.verbs));
     if !info.short_names.is_empty() {
@@ -235,10 +212,8 @@ pub fn api_versions(server_address: &str) -> Value {
 
 /// The legacy `GET /apis` answer (`APIGroupList`): every group but the core one.
 pub fn api_group_list(resources: &[&ResourceInfo]) -> Value {
-    let groups: Vec<Value> = groups(resources)
-        .into_iter()
-        .map(|group| Value::Object(api_group_body(resources, group)))
-        .collect();
+    let groups: Vec<Value> =
+        groups(resources).into_iter().map(|group| Value::Object(api_group_body(resources, group))).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -277,10 +252,7 @@ pub fn api_resource_list(resources: &[&ResourceInfo], group: &str, version: &str
     if served.is_empty() {
         return None;
     }
-    let entries: Vec<Value> = served
-        .into_iter()
-        .flat_map(|info| legacy_resources(info, subresources(info)))
-        .collect();
+    let entries: Vec<Value> = served.into_iter().flat_map(|info| legacy_resources(info, subresources(info))).collect();
     let mut document = Map::new();
     document.insert("kind".into(), json!("APIResourceList"));
     // kube-apiserver's core list has no apiVersion; the group lists say v1.
@@ -311,10 +283,7 @@ fn legacy_resources(info: &ResourceInfo, subresources: &[Subresource]) -> Vec<Va
     // Only stored resources have a storage version; create-only kinds (access reviews) are not
     // stored, and kube-apiserver gives them no hash. Every stored resource can be read.
     if info.verbs.contains(&"get") {
-        entry.insert(
-            "storageVersionHash".into(),
-            json!(storage_version_hash(info.group, info.version, info.kind)),
-        );
+        entry.insert("storageVersionHash".into(), json!(storage_version_hash(info.group, info.version, info.kind)));
     }
     let mut entries = vec![Value::Object(entry)];
 
@@ -322,10 +291,7 @@ fn legacy_resources(info: &ResourceInfo, subresources: &[Subresource]) -> Vec<Va
     sorted.sort_by_key(|s| s.name);
     for sub in sorted {
         let mut entry = Map::new();
-        entry.insert(
-            "name".into(),
-            json!(format!("{}/{}", info.plural, sub.name)),
-        );
+        entry.insert("name".into(), json!(format!("{}/{}", info.plural, sub.name)));
         entry.insert("singularName".into(), json!(""));
         entry.insert("namespaced".into(), json!(info.namespaced));
         // The group and version are named only when they differ from the parent's.
@@ -376,11 +342,8 @@ pub(crate) fn in_group_version<'a>(
     group: &str,
     version: &str,
 ) -> Vec<&'a ResourceInfo> {
-    let mut served: Vec<&ResourceInfo> = resources
-        .iter()
-        .copied()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let mut served: Vec<&ResourceInfo> =
+        resources.iter().copied().filter(|r| r.group == group && r.version == version).collect();
     served.sort_by_key(|r| r.plural);
     served
 }
@@ -401,9 +364,7 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 /// is 2 for GA, 1 for beta, 0 for alpha.
 fn kube_version(version: &str) -> Option<(u8, u32, u32)> {
     let rest = version.strip_prefix('v')?;
-    let digits = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     let (major, rest) = rest.split_at(digits);
     if major.is_empty() || major.starts_with('0') {
         return None;
@@ -501,7 +462,8 @@ mod tests {
     use super::*;
 
     const KUBECTL_1_32_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
-    const KUBECTL_1_29_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    const KUBECTL_1_29_ACCEPT: &str =
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
 
     fn resource<'a>(document: &'a Value, version: usize, name: &str) -> &'a Value {
         document["items"][0]["versions"][version]["resources"]
@@ -518,45 +480,24 @@ mod tests {
         assert_eq!(document["kind"], "APIGroupDiscoveryList");
         assert_eq!(document["apiVersion"], "apidiscovery.k8s.io/v2");
         assert_eq!(document["items"].as_array().unwrap().len(), 1);
-        assert_eq!(
-            document["items"][0]["metadata"],
-            json!({"creationTimestamp": null})
-        );
+        assert_eq!(document["items"][0]["metadata"], json!({"creationTimestamp": null}));
         let version = &document["items"][0]["versions"][0];
         assert_eq!(version["version"], "v1");
         assert_eq!(version["freshness"], "Current");
 
         let secrets = resource(&document, 0, "secrets");
-        assert_eq!(
-            secrets["responseKind"],
-            json!({"group": "", "version": "v1", "kind": "Secret"})
-        );
+        assert_eq!(secrets["responseKind"], json!({"group": "", "version": "v1", "kind": "Secret"}));
         assert_eq!(secrets["scope"], "Namespaced");
         assert_eq!(secrets["singularResource"], "secret");
         assert_eq!(
             secrets["verbs"],
-            json!([
-                "create",
-                "delete",
-                "deletecollection",
-                "get",
-                "list",
-                "patch",
-                "update",
-                "watch"
-            ])
+            json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
         );
-        assert!(
-            secrets.get("shortNames").is_none(),
-            "empty lists are left out: {secrets}"
-        );
+        assert!(secrets.get("shortNames").is_none(), "empty lists are left out: {secrets}");
         assert!(secrets.get("subresources").is_none());
 
         let namespaces = resource(&document, 0, "namespaces");
-        assert_eq!(
-            namespaces["responseKind"],
-            json!({"group": "", "version": "v1", "kind": "Namespace"})
-        );
+        assert_eq!(namespaces["responseKind"], json!({"group": "", "version": "v1", "kind": "Namespace"}));
         assert_eq!(namespaces["scope"], "Cluster");
         assert_eq!(namespaces["singularResource"], "namespace");
         assert_eq!(namespaces["shortNames"], json!(["ns"]));
@@ -576,10 +517,7 @@ mod tests {
         let apis = aggregated(&all(), false, DiscoveryFormat::AggregatedV2);
         let items = apis["items"].as_array().unwrap();
         assert_eq!(items.len(), 2);
-        assert_eq!(
-            items[0]["metadata"],
-            json!({"name": "rbac.authorization.k8s.io", "creationTimestamp": null})
-        );
+        assert_eq!(items[0]["metadata"], json!({"name": "rbac.authorization.k8s.io", "creationTimestamp": null}));
         assert_eq!(items[1]["metadata"]["name"], "authorization.k8s.io");
         let roles = &items[0]["versions"][0]["resources"][0];
         assert_eq!(
@@ -621,26 +559,17 @@ mod tests {
 
     #[test]
     fn negotiate_picks_v2_for_kubectl_1_32() {
-        assert_eq!(
-            negotiate(Some(KUBECTL_1_32_ACCEPT)),
-            DiscoveryFormat::AggregatedV2
-        );
+        assert_eq!(negotiate(Some(KUBECTL_1_32_ACCEPT)), DiscoveryFormat::AggregatedV2);
     }
 
     #[test]
     fn negotiate_picks_v2beta1_for_kubectl_1_29() {
-        assert_eq!(
-            negotiate(Some(KUBECTL_1_29_ACCEPT)),
-            DiscoveryFormat::AggregatedV2Beta1
-        );
+        assert_eq!(negotiate(Some(KUBECTL_1_29_ACCEPT)), DiscoveryFormat::AggregatedV2Beta1);
     }
 
     #[test]
     fn negotiate_picks_legacy_for_plain_json_and_no_header() {
-        assert_eq!(
-            negotiate(Some("application/json, */*")),
-            DiscoveryFormat::Legacy
-        );
+        assert_eq!(negotiate(Some("application/json, */*")), DiscoveryFormat::Legacy);
         assert_eq!(negotiate(Some("application/json")), DiscoveryFormat::Legacy);
         assert_eq!(negotiate(Some("*/*")), DiscoveryFormat::Legacy);
         assert_eq!(negotiate(None), DiscoveryFormat::Legacy);
@@ -660,8 +589,7 @@ mod tests {
         // client-go's protobuf clients put the protobuf aggregated type first.
         let accept = "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert_eq!(negotiate(Some(accept)), DiscoveryFormat::AggregatedV2Beta1);
-        let accept =
-            "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json";
+        let accept = "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json";
         assert_eq!(negotiate(Some(accept)), DiscoveryFormat::Legacy);
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io";
         assert_eq!(negotiate(Some(accept)), DiscoveryFormat::Legacy);
@@ -677,14 +605,8 @@ mod tests {
 
     #[test]
     fn content_types_are_the_aggregated_media_types() {
-        assert_eq!(
-            DiscoveryFormat::AggregatedV2.content_type(),
-            KUBECTL_1_32_ACCEPT.split(',').next().unwrap()
-        );
-        assert_eq!(
-            DiscoveryFormat::AggregatedV2Beta1.content_type(),
-            KUBECTL_1_29_ACCEPT.split(',').next().unwrap()
-        );
+        assert_eq!(DiscoveryFormat::AggregatedV2.content_type(), KUBECTL_1_32_ACCEPT.split(',').next().unwrap());
+        assert_eq!(DiscoveryFormat::AggregatedV2Beta1.content_type(), KUBECTL_1_29_ACCEPT.split(',').next().unwrap());
         assert_eq!(DiscoveryFormat::Legacy.content_type(), "application/json");
     }
 
@@ -733,10 +655,7 @@ mod tests {
         let document = api_resource_list(&core(), "", "v1").unwrap();
         assert_eq!(document["kind"], "APIResourceList");
         assert_eq!(document["groupVersion"], "v1");
-        assert!(
-            document.get("apiVersion").is_none(),
-            "the core list has no apiVersion: {document}"
-        );
+        assert!(document.get("apiVersion").is_none(), "the core list has no apiVersion: {document}");
         assert_eq!(
             document["resources"][1],
             json!({
@@ -797,15 +716,8 @@ mod tests {
 
     #[test]
     fn versions_sort_by_kubernetes_priority() {
-        let mut versions = vec![
-            "v1alpha1", "foo", "v1beta1", "v1", "v2beta1", "v2", "v1beta2", "v10", "bar",
-        ];
+        let mut versions = vec!["v1alpha1", "foo", "v1beta1", "v1", "v2beta1", "v2", "v1beta2", "v10", "bar"];
         versions.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(
-            versions,
-            [
-                "v10", "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"
-            ]
-        );
+        assert_eq!(versions, ["v10", "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"]);
     }
 }

@@ -85,8 +85,7 @@ pub struct Config {
 }
 
 /// The namespaces every cluster has.
-pub const SYSTEM_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn random_key() -> [u8; 32] {
     let mut k = [0u8; 32];
@@ -101,9 +100,7 @@ pub fn load_or_create_key(dir: &std::path::Path, name: &str) -> anyhow_free::Res
         pki::write_private(&path, &random_key(), 0o600).map_err(|e| e.to_string())?;
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    bytes
-        .try_into()
-        .map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))
+    bytes.try_into().map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))
 }
 
 /// A tiny result alias so this crate needs no `anyhow`: errors are messages for the operator.
@@ -112,29 +109,16 @@ pub mod anyhow_free {
 }
 
 /// Runs the server until `stop` resolves, then drains and returns.
-pub async fn run(
-    config: Config,
-    stop: impl std::future::Future<Output = ()>,
-) -> anyhow_free::Result<()> {
-    let pki = pki::ServerPki::load_or_create(&config.data_dir, &config.extra_sans)
-        .map_err(|e| e.to_string())?;
+pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) -> anyhow_free::Result<()> {
+    let pki = pki::ServerPki::load_or_create(&config.data_dir, &config.extra_sans).map_err(|e| e.to_string())?;
     let server_url = format!("https://{}", display_addr(config.listen));
-    let kubeconfig = pki
-        .ensure_admin_kubeconfig(&config.data_dir, &server_url)
-        .map_err(|e| e.to_string())?;
+    let kubeconfig = pki.ensure_admin_kubeconfig(&config.data_dir, &server_url).map_err(|e| e.to_string())?;
     let digest_key = load_or_create_key(&config.data_dir, "last-applied-digest.key")?;
     let registry = Arc::new(Registry::new(registry::secret::DigestKey::new(digest_key)));
-    let decoder = Arc::new(Decoder {
-        registry: registry.clone(),
-    });
-    let store = Store::open(
-        config.backend.clone(),
-        config.transformers.clone(),
-        decoder,
-        config.cache.clone(),
-    )
-    .await
-    .map_err(|e| format!("cannot open the store: {e}"))?;
+    let decoder = Arc::new(Decoder { registry: registry.clone() });
+    let store = Store::open(config.backend.clone(), config.transformers.clone(), decoder, config.cache.clone())
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
     let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
     let server = Arc::new(ApiServer {
         store,
@@ -148,9 +132,8 @@ pub async fn run(
     bootstrap(&server).await?;
 
     let tls = tls_config(&pki)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     server.ready.store(true, Ordering::SeqCst);
     tracing::info!(address = %local, "serving the Kubernetes API over HTTPS");
@@ -159,10 +142,7 @@ pub async fn run(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -189,18 +169,17 @@ pub async fn run(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             // A stalled handshake must not hold a connection slot forever.
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
             let user = tls
                 .get_ref()
                 .1
@@ -213,9 +192,7 @@ pub async fn run(
                 let user = user.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(server, user, peer, req).await) }
             });
-            let conn = builder
-                .serve_connection(TokioIo::new(tls), service)
-                .into_owned();
+            let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
             let _ = watcher.watch(conn).await;
         });
     }
@@ -245,27 +222,20 @@ fn tls_config(pki: &pki::ServerPki) -> anyhow_free::Result<Arc<rustls::ServerCon
         .map_err(|e| format!("cannot read the CA certificate: {e}"))?;
     let mut roots = rustls::RootCertStore::empty();
     for c in ca {
-        roots
-            .add(c)
-            .map_err(|e| format!("cannot use the CA certificate: {e}"))?;
+        roots.add(c).map_err(|e| format!("cannot use the CA certificate: {e}"))?;
     }
     // Requests without a certificate are let through the handshake so they get a proper 401
     // Status; any certificate presented must chain to our CA and carry clientAuth.
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()
-    .map_err(|e| format!("cannot build the client verifier: {e}"))?;
-    let chain: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("cannot read the serving certificate: {e}"))?;
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())
-            .map_err(|e| format!("cannot read the serving key: {e}"))?
-            .ok_or("the serving key file holds no key")?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| format!("cannot build the client verifier: {e}"))?;
+    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot read the serving certificate: {e}"))?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())
+        .map_err(|e| format!("cannot read the serving key: {e}"))?
+        .ok_or("the serving key file holds no key")?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -291,11 +261,7 @@ async fn bootstrap(server: &Arc<ApiServer>) -> anyhow_free::Result<()> {
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        match server
-            .store
-            .create(&key, &serde_json::to_vec(&obj).expect("encodes"))
-            .await
-        {
+        match server.store.create(&key, &serde_json::to_vec(&obj).expect("encodes")).await {
             Ok(_) | Err(strongroom_storage::StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(format!("cannot create namespace {ns}: {e}")),
         }
@@ -306,24 +272,19 @@ async fn bootstrap(server: &Arc<ApiServer>) -> anyhow_free::Result<()> {
         if !key.as_str().starts_with(&prefix) {
             break;
         }
-        if let Ok(ns) = &obj.body {
-            if ns.deleting {
-                let server = server.clone();
-                let name = ns.name.clone();
-                tokio::spawn(async move { rest::finalize_namespace(&server, &name).await });
-            }
+        if let Ok(ns) = &obj.body
+            && ns.deleting
+        {
+            let server = server.clone();
+            let name = ns.name.clone();
+            tokio::spawn(async move { rest::finalize_namespace(&server, &name).await });
         }
     }
     Ok(())
 }
 
 /// One request, start to finish. Never fails: errors become `Status` responses.
-async fn handle(
-    server: Arc<ApiServer>,
-    user: Option<Arc<UserInfo>>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Resp {
+async fn handle(server: Arc<ApiServer>, user: Option<Arc<UserInfo>>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
@@ -341,11 +302,7 @@ fn is_health(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz")
 }
 
-async fn route(
-    server: &Arc<ApiServer>,
-    user: Option<&UserInfo>,
-    req: Request<Incoming>,
-) -> Result<Resp, ApiError> {
+async fn route(server: &Arc<ApiServer>, user: Option<&UserInfo>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
     let path = parts.uri.path();
@@ -370,10 +327,7 @@ async fn route(
         }
         Target::Resource(info) => {
             authn::authorize(user, Some(&info), path, info.verb)?;
-            let Some(strategy) = server
-                .registry
-                .lookup(&info.group, &info.version, &info.resource)
-            else {
+            let Some(strategy) = server.registry.lookup(&info.group, &info.version, &info.resource) else {
                 return Err(ApiError::not_found_path());
             };
             // The request's scope must be the resource's scope (CVE-2019-11247).
@@ -389,13 +343,7 @@ async fn route(
             if !scope_ok || info.subresource.is_some() {
                 return Err(ApiError::not_found_path());
             }
-            let ctx = rest::Ctx {
-                server,
-                info: &info,
-                strategy,
-                query: &query,
-                headers: &parts.headers,
-            };
+            let ctx = rest::Ctx { server, info: &info, strategy, query: &query, headers: &parts.headers };
             let read = |body: Incoming| codec::read_body(body, &parts.headers);
             match (info.verb, info.name.as_deref()) {
                 ("get", Some(name)) => rest::get(&ctx, name).await,
@@ -405,9 +353,7 @@ async fn route(
                 ("update", Some(name)) => rest::update(&ctx, name, read(body).await?).await,
                 ("patch", Some(name)) => rest::patch(&ctx, name, read(body).await?).await,
                 ("delete", Some(name)) => rest::delete(&ctx, name, read(body).await?).await,
-                ("deletecollection", None) => {
-                    rest::delete_collection(&ctx, read(body).await?).await
-                }
+                ("deletecollection", None) => rest::delete_collection(&ctx, read(body).await?).await,
                 _ => Err(ApiError::method_not_allowed()),
             }
         }
@@ -420,31 +366,17 @@ fn health(server: &ApiServer, path: &str) -> Resp {
         _ => true,
     };
     let mut r = http::Response::new(codec::full(if ok { "ok" } else { "not ready" }));
-    *r.status_mut() = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    *r.status_mut() = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
-fn non_resource(
-    server: &ApiServer,
-    path: &str,
-    headers: &http::HeaderMap,
-    method: &Method,
-) -> Result<Resp, ApiError> {
+fn non_resource(server: &ApiServer, path: &str, headers: &http::HeaderMap, method: &Method) -> Result<Resp, ApiError> {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(ApiError::method_not_allowed());
     }
     let resources: Vec<&registry::ResourceInfo> = server.registry.all().map(|s| s.info()).collect();
-    let accept = headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
     let ok = |v: serde_json::Value| Ok(codec::value_response(StatusCode::OK, &v));
     match path {
         "/version" => ok(json!({
@@ -464,27 +396,20 @@ fn non_resource(
                         discovery::api_group_list(&resources)
                     };
                     let mut r = codec::value_response(StatusCode::OK, &doc);
-                    r.headers_mut()
-                        .insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+                    r.headers_mut().insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
                     Ok(r)
                 }
                 format => {
                     let doc = discovery::aggregated(&resources, core, format);
                     let mut r = codec::value_response(StatusCode::OK, &doc);
-                    r.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static(format.content_type()),
-                    );
                     r.headers_mut()
-                        .insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+                        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(format.content_type()));
+                    r.headers_mut().insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
                     Ok(r)
                 }
             }
         }
-        "/openapi/v3" => Ok(codec::json_response(
-            StatusCode::OK,
-            server.documents(&resources).openapi_root.clone(),
-        )),
+        "/openapi/v3" => Ok(codec::json_response(StatusCode::OK, server.documents(&resources).openapi_root.clone())),
         "/openapi/v2" => Err(ApiError::not_found_path()),
         _ => {
             let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -503,8 +428,7 @@ fn non_resource(
                 }
                 _ => None,
             };
-            doc.map(|d| codec::value_response(StatusCode::OK, &d))
-                .ok_or_else(ApiError::not_found_path)
+            doc.map(|d| codec::value_response(StatusCode::OK, &d)).ok_or_else(ApiError::not_found_path)
         }
     }
 }
@@ -513,24 +437,16 @@ impl ApiServer {
     fn documents(&self, resources: &[&registry::ResourceInfo]) -> &Documents {
         self.documents.get_or_init(|| {
             let mut openapi = std::collections::HashMap::new();
-            let mut gvs: Vec<(&str, &str)> =
-                resources.iter().map(|r| (r.group, r.version)).collect();
+            let mut gvs: Vec<(&str, &str)> = resources.iter().map(|r| (r.group, r.version)).collect();
             gvs.sort();
             gvs.dedup();
             for (g, v) in gvs {
                 if let Some(doc) = openapi::group_version(resources, g, v) {
-                    let key = if g.is_empty() {
-                        format!("api/{v}")
-                    } else {
-                        format!("apis/{g}/{v}")
-                    };
+                    let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
                     openapi.insert(key, serde_json::to_vec(&doc).unwrap_or_default());
                 }
             }
-            Documents {
-                openapi_root: serde_json::to_vec(&openapi::root(resources)).unwrap_or_default(),
-                openapi,
-            }
+            Documents { openapi_root: serde_json::to_vec(&openapi::root(resources)).unwrap_or_default(), openapi }
         })
     }
 }

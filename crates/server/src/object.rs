@@ -35,10 +35,7 @@ pub struct ServedObject {
 
 impl std::fmt::Debug for ServedObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServedObject")
-            .field("namespace", &self.namespace)
-            .field("name", &self.name)
-            .finish()
+        f.debug_struct("ServedObject").field("namespace", &self.namespace).field("name", &self.name).finish()
     }
 }
 
@@ -53,11 +50,7 @@ impl ServedObject {
         match name {
             "metadata.name" => Some(self.name.clone()),
             "metadata.namespace" => Some(self.namespace.clone().unwrap_or_default()),
-            other => self
-                .fields
-                .iter()
-                .find(|(k, _)| *k == other)
-                .map(|(_, v)| v.clone()),
+            other => self.fields.iter().find(|(k, _)| *k == other).map(|(_, v)| v.clone()),
         }
     }
 }
@@ -71,36 +64,24 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 }
 
 impl ObjectDecoder<ServedObject> for Decoder {
-    fn decode(
-        &self,
-        key: &ObjectKey,
-        revision: u64,
-        plaintext: SecretBytes,
-    ) -> Result<ServedObject, String> {
+    fn decode(&self, key: &ObjectKey, revision: u64, plaintext: SecretBytes) -> Result<ServedObject, String> {
         let strategy = self
             .registry
             .for_storage_resource(key.resource())
             .ok_or_else(|| format!("no kind is served for {}", key.resource()))?;
-        let mut value: Value = serde_json::from_slice(plaintext.expose())
-            .map_err(|e| format!("stored object is not JSON: {e}"))?;
+        let mut value: Value =
+            serde_json::from_slice(plaintext.expose()).map_err(|e| format!("stored object is not JSON: {e}"))?;
         let meta = value
             .get_mut("metadata")
             .and_then(Value::as_object_mut)
             .ok_or_else(|| "stored object has no metadata".to_string())?;
-        meta.insert(
-            "resourceVersion".into(),
-            Value::String(revision.to_string()),
-        );
+        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
         let meta = Value::Object(meta.clone());
         let str_of = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
         let labels = meta
             .get("labels")
             .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default();
         let json = serde_json::to_vec(&value).map_err(|e| format!("cannot encode object: {e}"))?;
         Ok(ServedObject {
@@ -109,13 +90,9 @@ impl ObjectDecoder<ServedObject> for Decoder {
             uid: str_of("uid").unwrap_or_default(),
             labels,
             fields: strategy.fields(&value),
-            metadata_json: serde_json::to_string(&meta)
-                .unwrap_or_default()
-                .into_boxed_str(),
+            metadata_json: serde_json::to_string(&meta).unwrap_or_default().into_boxed_str(),
             cells: strategy.cells(&value),
-            created: str_of("creationTimestamp")
-                .as_deref()
-                .and_then(parse_timestamp),
+            created: str_of("creationTimestamp").as_deref().and_then(parse_timestamp),
             deleting: meta.get("deletionTimestamp").is_some_and(|v| !v.is_null()),
             json: SecretBytes::new(json),
         })

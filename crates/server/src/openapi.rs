@@ -129,32 +129,23 @@ static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
     }
     let mut by_gvk = HashMap::new();
     for (name, schema) in &by_name {
-        for gvk in schema["x-kubernetes-group-version-kind"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for gvk in schema["x-kubernetes-group-version-kind"].as_array().into_iter().flatten() {
             let field = |f: &str| gvk[f].as_str().unwrap_or_default().to_string();
-            by_gvk.insert(
-                (field("group"), field("version"), field("kind")),
-                name.clone(),
-            );
+            by_gvk.insert((field("group"), field("version"), field("kind")), name.clone());
         }
     }
     Schemas { by_name, by_gvk }
 });
 
-static PARAMETERS: LazyLock<Map<String, Value>> =
-    LazyLock::new(|| match serde_json::from_str(PARAMETERS_FILE) {
-        Ok(Value::Object(parameters)) => parameters,
-        other => panic!("embedded openapi/parameters.json is not a JSON object: {other:?}"),
-    });
+static PARAMETERS: LazyLock<Map<String, Value>> = LazyLock::new(|| match serde_json::from_str(PARAMETERS_FILE) {
+    Ok(Value::Object(parameters)) => parameters,
+    other => panic!("embedded openapi/parameters.json is not a JSON object: {other:?}"),
+});
 
 /// The `GET /openapi/v3` index: one entry per served group-version, whose `serverRelativeURL`
 /// carries the [`hash`] of that document (kubectl follows the URL as given and caches by it).
 pub fn root(resources: &[&ResourceInfo]) -> Value {
-    let mut group_versions: Vec<(&str, &str)> =
-        resources.iter().map(|r| (r.group, r.version)).collect();
+    let mut group_versions: Vec<(&str, &str)> = resources.iter().map(|r| (r.group, r.version)).collect();
     group_versions.sort();
     group_versions.dedup();
     let mut paths = BTreeMap::new();
@@ -171,11 +162,7 @@ pub fn root(resources: &[&ResourceInfo]) -> Value {
 
 /// The index key and URL suffix of a group-version's document: `api/v1`, `apis/<group>/<version>`.
 pub fn document_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
 /// A document's version tag, for `?hash=` and `ETag`: SHA-512 of its JSON, in upper-case hex, as
@@ -239,11 +226,7 @@ pub fn kinds_without_schema(resources: &[&ResourceInfo]) -> Vec<String> {
         if info.verbs.contains(&"list") {
             kinds.push((info.group, info.version, info.list_kind));
         }
-        kinds.extend(
-            discovery::subresources(info)
-                .iter()
-                .map(|s| (s.group, s.version, s.kind)),
-        );
+        kinds.extend(discovery::subresources(info).iter().map(|s| (s.group, s.version, s.kind)));
         for (group, version, kind) in kinds {
             if schema_name(group, version, kind).is_none() {
                 missing.push(format!("{group}/{version}/{kind}"));
@@ -410,32 +393,18 @@ struct Operation {
 
 /// Adds the paths of one resource: the collection, the object, the cross-namespace list of a
 /// namespaced resource and the subresources.
-fn resource_paths(
-    paths: &mut BTreeMap<String, Value>,
-    info: &ResourceInfo,
-    subresources: &[Subresource],
-) {
+fn resource_paths(paths: &mut BTreeMap<String, Value>, info: &ResourceInfo, subresources: &[Subresource]) {
     let prefix = format!("/{}", document_path(info.group, info.version));
     let has = |verb: &str| info.verbs.contains(&verb);
-    let target = Target {
-        info,
-        subresource: None,
-    };
-    let scope_parameters = if info.namespaced {
-        vec![parameter("namespace")]
-    } else {
-        Vec::new()
-    };
+    let target = Target { info, subresource: None };
+    let scope_parameters = if info.namespaced { vec![parameter("namespace")] } else { Vec::new() };
     let (collection, object) = if info.namespaced {
         (
             format!("{prefix}/namespaces/{{namespace}}/{}", info.plural),
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", info.plural),
         )
     } else {
-        (
-            format!("{prefix}/{}", info.plural),
-            format!("{prefix}/{}/{{name}}", info.plural),
-        )
+        (format!("{prefix}/{}", info.plural), format!("{prefix}/{}/{{name}}", info.plural))
     };
 
     let collection_operations: Vec<Operation> = [
@@ -447,12 +416,7 @@ fn resource_paths(
     .filter(|(served, _)| *served)
     .map(|(_, action)| operation(&target, action, info.namespaced))
     .collect();
-    insert_path(
-        paths,
-        collection,
-        scope_parameters.clone(),
-        collection_operations,
-    );
+    insert_path(paths, collection, scope_parameters.clone(), collection_operations);
 
     let object_parameters = [vec![name_parameter(info.kind)], scope_parameters.clone()].concat();
     let object_operations: Vec<Operation> = info
@@ -474,28 +438,14 @@ fn resource_paths(
     }
 
     for subresource in subresources {
-        let target = Target {
-            info,
-            subresource: Some(subresource),
-        };
+        let target = Target { info, subresource: Some(subresource) };
         let actions = subresource.verbs.iter().filter_map(|verb| match *verb {
             "create" => Some(Action::Post),
             verb => Action::for_object_verb(verb),
         });
-        let operations: Vec<Operation> = actions
-            .map(|action| operation(&target, action, info.namespaced))
-            .collect();
-        let parameters = [
-            vec![name_parameter(subresource.kind)],
-            scope_parameters.clone(),
-        ]
-        .concat();
-        insert_path(
-            paths,
-            format!("{object}/{}", subresource.name),
-            parameters,
-            operations,
-        );
+        let operations: Vec<Operation> = actions.map(|action| operation(&target, action, info.namespaced)).collect();
+        let parameters = [vec![name_parameter(subresource.kind)], scope_parameters.clone()].concat();
+        insert_path(paths, format!("{object}/{}", subresource.name), parameters, operations);
     }
 }
 
@@ -515,30 +465,20 @@ fn insert_path(
         operation.parameters.push(parameter("pretty"));
     }
     let key = |p: &Value| {
-        (
-            p["name"].as_str().unwrap_or_default().to_string(),
-            p["in"].as_str().unwrap_or_default().to_string(),
-        )
+        (p["name"].as_str().unwrap_or_default().to_string(), p["in"].as_str().unwrap_or_default().to_string())
     };
     let mut common: Vec<Value> = operations[0]
         .parameters
         .iter()
-        .filter(|p| {
-            operations
-                .iter()
-                .all(|op| op.parameters.iter().any(|q| key(q) == key(p)))
-        })
+        .filter(|p| operations.iter().all(|op| op.parameters.iter().any(|q| key(q) == key(p))))
         .cloned()
         .collect();
     common.sort_by_key(key);
 
     let mut item: BTreeMap<String, Value> = BTreeMap::new();
     for operation in operations {
-        let mut own: Vec<Value> = operation
-            .parameters
-            .into_iter()
-            .filter(|p| !common.iter().any(|c| key(c) == key(p)))
-            .collect();
+        let mut own: Vec<Value> =
+            operation.parameters.into_iter().filter(|p| !common.iter().any(|c| key(c) == key(p))).collect();
         own.sort_by_key(key);
         let mut fields = operation.fields;
         if !own.is_empty() {
@@ -547,10 +487,7 @@ fn insert_path(
         // Keys in the order kube-apiserver's documents have them (alphabetical).
         let mut sorted: Vec<(String, Value)> = fields.into_iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        item.insert(
-            operation.action.method().to_string(),
-            Value::Object(sorted.into_iter().collect()),
-        );
+        item.insert(operation.action.method().to_string(), Value::Object(sorted.into_iter().collect()));
     }
     if !common.is_empty() {
         item.insert("parameters".into(), Value::Array(common));
@@ -567,16 +504,10 @@ fn operation(target: &Target, action: Action, namespaced: bool) -> Operation {
 
     let mut fields = Map::new();
     fields.insert("description".into(), json!(description(target, action)));
-    fields.insert(
-        "operationId".into(),
-        json!(operation_id(target, action, namespaced)),
-    );
+    fields.insert("operationId".into(), json!(operation_id(target, action, namespaced)));
     fields.insert("tags".into(), json!([tag(info.group, info.version)]));
     fields.insert("x-kubernetes-action".into(), json!(action.extension()));
-    fields.insert(
-        "x-kubernetes-group-version-kind".into(),
-        json!({"group": group, "kind": kind, "version": version}),
-    );
+    fields.insert("x-kubernetes-group-version-kind".into(), json!({"group": group, "kind": kind, "version": version}));
 
     let unauthorized = ("401", json!({"description": "Unauthorized"}));
     let responses: Vec<(&str, Value)> = match action {
@@ -588,10 +519,7 @@ fn operation(target: &Target, action: Action, namespaced: bool) -> Operation {
             }
             vec![("200", response("OK", &list, &types)), unauthorized]
         }
-        Action::Get => vec![
-            ("200", response("OK", &object, RESPONSE_TYPES)),
-            unauthorized,
-        ],
+        Action::Get => vec![("200", response("OK", &object, RESPONSE_TYPES)), unauthorized],
         Action::Post => vec![
             ("200", response("OK", &object, RESPONSE_TYPES)),
             ("201", response("Created", &object, RESPONSE_TYPES)),
@@ -611,30 +539,18 @@ fn operation(target: &Target, action: Action, namespaced: bool) -> Operation {
                 unauthorized,
             ]
         }
-        Action::DeleteCollection => vec![
-            ("200", response("OK", &schema_ref(STATUS), RESPONSE_TYPES)),
-            unauthorized,
-        ],
+        Action::DeleteCollection => vec![("200", response("OK", &schema_ref(STATUS), RESPONSE_TYPES)), unauthorized],
     };
     fields.insert(
         "responses".into(),
-        Value::Object(
-            responses
-                .into_iter()
-                .map(|(code, r)| (code.to_string(), r))
-                .collect(),
-        ),
+        Value::Object(responses.into_iter().map(|(code, r)| (code.to_string(), r)).collect()),
     );
 
     let request_body = match action {
-        Action::Post | Action::Put => {
-            Some(json!({"content": {"*/*": {"schema": object}}, "required": true}))
-        }
+        Action::Post | Action::Put => Some(json!({"content": {"*/*": {"schema": object}}, "required": true})),
         Action::Patch => {
-            let content: Map<String, Value> = PATCH_TYPES
-                .iter()
-                .map(|t| (t.to_string(), json!({"schema": schema_ref(PATCH)})))
-                .collect();
+            let content: Map<String, Value> =
+                PATCH_TYPES.iter().map(|t| (t.to_string(), json!({"schema": schema_ref(PATCH)}))).collect();
             Some(json!({"content": content, "required": true}))
         }
         Action::Delete | Action::DeleteCollection => {
@@ -646,23 +562,12 @@ fn operation(target: &Target, action: Action, namespaced: bool) -> Operation {
         fields.insert("requestBody".into(), body);
     }
 
-    let parameters = action
-        .query_parameters()
-        .iter()
-        .map(|name| parameter(name))
-        .collect();
-    Operation {
-        action,
-        fields,
-        parameters,
-    }
+    let parameters = action.query_parameters().iter().map(|name| parameter(name)).collect();
+    Operation { action, fields, parameters }
 }
 
 fn response(description: &str, schema: &Value, media_types: &[&str]) -> Value {
-    let content: Map<String, Value> = media_types
-        .iter()
-        .map(|t| (t.to_string(), json!({"schema": schema})))
-        .collect();
+    let content: Map<String, Value> = media_types.iter().map(|t| (t.to_string(), json!({"schema": schema}))).collect();
     json!({"content": content, "description": description})
 }
 
@@ -688,11 +593,7 @@ fn description(target: &Target, action: Action) -> String {
 }
 
 fn article(kind: &str) -> &'static str {
-    if kind.starts_with(['A', 'E', 'I', 'O', 'U']) {
-        "an"
-    } else {
-        "a"
-    }
+    if kind.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" }
 }
 
 /// kube-apiserver's operation ids: `patchCoreV1NamespacedSecret`,
@@ -700,21 +601,10 @@ fn article(kind: &str) -> &'static str {
 /// `createCoreV1NamespacedServiceAccountToken`.
 fn operation_id(target: &Target, action: Action, namespaced: bool) -> String {
     let info = target.info;
-    let collection = if action == Action::DeleteCollection {
-        "Collection"
-    } else {
-        ""
-    };
+    let collection = if action == Action::DeleteCollection { "Collection" } else { "" };
     let scope = if namespaced { "Namespaced" } else { "" };
-    let subresource = target
-        .subresource
-        .map(|s| upper_first(s.name))
-        .unwrap_or_default();
-    let all_namespaces = if info.namespaced && !namespaced {
-        "ForAllNamespaces"
-    } else {
-        ""
-    };
+    let subresource = target.subresource.map(|s| upper_first(s.name)).unwrap_or_default();
+    let all_namespaces = if info.namespaced && !namespaced { "ForAllNamespaces" } else { "" };
     format!(
         "{}{}{}{collection}{scope}{}{subresource}{all_namespaces}",
         action.id_verb(),
@@ -729,11 +619,7 @@ fn group_words(group: &str) -> String {
     if group.is_empty() {
         return "Core".to_string();
     }
-    group
-        .trim_end_matches(".k8s.io")
-        .split(['.', '-'])
-        .map(upper_first)
-        .collect()
+    group.trim_end_matches(".k8s.io").split(['.', '-']).map(upper_first).collect()
 }
 
 /// The tag of a group-version's operations: `core_v1`, `rbacAuthorization_v1`.
@@ -746,20 +632,12 @@ fn tag(group: &str, version: &str) -> String {
 
 fn upper_first(word: &str) -> String {
     let mut chars = word.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase())
-        .into_iter()
-        .chain(chars)
-        .collect()
+    chars.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(chars).collect()
 }
 
 /// A parameter from the embedded set.
 fn parameter(name: &str) -> Value {
-    PARAMETERS
-        .get(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("openapi/parameters.json has no {name}"))
+    PARAMETERS.get(name).cloned().unwrap_or_else(|| panic!("openapi/parameters.json has no {name}"))
 }
 
 fn name_parameter(kind: &str) -> Value {
@@ -805,45 +683,30 @@ mod tests {
     }
 
     fn has_query_parameter(operation: &Value, name: &str) -> bool {
-        operation["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p["name"] == name && p["in"] == "query")
+        operation["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == name && p["in"] == "query")
     }
 
     /// Every `$ref` in `value` that does not name a schema of `document`.
     fn dangling_refs(document: &Value, value: &Value) -> Vec<String> {
         let mut refs = BTreeSet::new();
         collect_refs(value, &mut refs);
-        refs.into_iter()
-            .filter(|name| document["components"]["schemas"].get(name).is_none())
-            .collect()
+        refs.into_iter().filter(|name| document["components"]["schemas"].get(name).is_none()).collect()
     }
 
     #[test]
     fn embedded_files_parse() {
         for (file, text) in SCHEMA_FILES {
-            let value: Value =
-                serde_json::from_str(text).unwrap_or_else(|e| panic!("openapi/{file}: {e}"));
+            let value: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("openapi/{file}: {e}"));
             assert!(value.is_object(), "openapi/{file} is an object of schemas");
         }
         let parameters: Value = serde_json::from_str(PARAMETERS_FILE).unwrap();
-        for name in [
-            LIST_PARAMETERS,
-            WRITE_PARAMETERS,
-            PATCH_PARAMETERS,
-            DELETE_PARAMETERS,
-            DELETE_COLLECTION_PARAMETERS,
-        ]
-        .concat()
-        .into_iter()
-        .chain(["pretty", "namespace"])
+        for name in
+            [LIST_PARAMETERS, WRITE_PARAMETERS, PATCH_PARAMETERS, DELETE_PARAMETERS, DELETE_COLLECTION_PARAMETERS]
+                .concat()
+                .into_iter()
+                .chain(["pretty", "namespace"])
         {
-            assert!(
-                parameters.get(name).is_some(),
-                "openapi/parameters.json has {name}"
-            );
+            assert!(parameters.get(name).is_some(), "openapi/parameters.json has {name}");
         }
     }
 
@@ -853,32 +716,20 @@ mod tests {
         for schema in SCHEMAS.by_name.values() {
             collect_refs(schema, &mut refs);
         }
-        let missing: Vec<&String> = refs
-            .iter()
-            .filter(|name| !SCHEMAS.by_name.contains_key(*name))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "referenced but not embedded: {missing:?}"
-        );
+        let missing: Vec<&String> = refs.iter().filter(|name| !SCHEMAS.by_name.contains_key(*name)).collect();
+        assert!(missing.is_empty(), "referenced but not embedded: {missing:?}");
     }
 
     #[test]
     fn patch_on_a_secret_lists_field_validation_for_kubectl() {
         let document = core_document();
         let patch = &document["paths"]["/api/v1/namespaces/{namespace}/secrets/{name}"]["patch"];
-        assert_eq!(
-            patch["x-kubernetes-group-version-kind"],
-            json!({"group": "", "version": "v1", "kind": "Secret"})
-        );
+        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "", "version": "v1", "kind": "Secret"}));
         assert_eq!(patch["x-kubernetes-action"], "patch");
         assert_eq!(patch["operationId"], "patchCoreV1NamespacedSecret");
         // kubectl reads the operation's own parameters, not the path's.
         for name in ["fieldValidation", "dryRun", "fieldManager", "force"] {
-            assert!(
-                has_query_parameter(patch, name),
-                "PATCH lists {name}: {patch}"
-            );
+            assert!(has_query_parameter(patch, name), "PATCH lists {name}: {patch}");
         }
         let content = patch["requestBody"]["content"].as_object().unwrap();
         for media_type in PATCH_TYPES {
@@ -904,10 +755,7 @@ mod tests {
         ] {
             let operation = &document["paths"][path][method];
             for name in ["fieldValidation", "dryRun", "fieldManager"] {
-                assert!(
-                    has_query_parameter(operation, name),
-                    "{method} {path} lists {name}"
-                );
+                assert!(has_query_parameter(operation, name), "{method} {path} lists {name}");
             }
         }
     }
@@ -933,54 +781,28 @@ mod tests {
                 .unwrap()
                 .iter()
                 .filter(|(method, _)| *method != "parameters")
-                .map(|(method, op)| {
-                    (
-                        method.clone(),
-                        op["operationId"].as_str().unwrap().to_string(),
-                    )
-                })
+                .map(|(method, op)| (method.clone(), op["operationId"].as_str().unwrap().to_string()))
                 .collect()
         };
         // Operation ids as in Kubernetes 1.32's api__v1_openapi.json.
         assert_eq!(
             ids("/api/v1/namespaces/{namespace}/secrets"),
             [
-                (
-                    "delete".to_string(),
-                    "deleteCoreV1CollectionNamespacedSecret".to_string()
-                ),
+                ("delete".to_string(), "deleteCoreV1CollectionNamespacedSecret".to_string()),
                 ("get".to_string(), "listCoreV1NamespacedSecret".to_string()),
-                (
-                    "post".to_string(),
-                    "createCoreV1NamespacedSecret".to_string()
-                ),
+                ("post".to_string(), "createCoreV1NamespacedSecret".to_string()),
             ]
         );
         assert_eq!(
             ids("/api/v1/namespaces/{namespace}/secrets/{name}"),
             [
-                (
-                    "delete".to_string(),
-                    "deleteCoreV1NamespacedSecret".to_string()
-                ),
+                ("delete".to_string(), "deleteCoreV1NamespacedSecret".to_string()),
                 ("get".to_string(), "readCoreV1NamespacedSecret".to_string()),
-                (
-                    "patch".to_string(),
-                    "patchCoreV1NamespacedSecret".to_string()
-                ),
-                (
-                    "put".to_string(),
-                    "replaceCoreV1NamespacedSecret".to_string()
-                ),
+                ("patch".to_string(), "patchCoreV1NamespacedSecret".to_string()),
+                ("put".to_string(), "replaceCoreV1NamespacedSecret".to_string()),
             ]
         );
-        assert_eq!(
-            ids("/api/v1/secrets"),
-            [(
-                "get".to_string(),
-                "listCoreV1SecretForAllNamespaces".to_string()
-            )]
-        );
+        assert_eq!(ids("/api/v1/secrets"), [("get".to_string(), "listCoreV1SecretForAllNamespaces".to_string())]);
         // Namespaces have no deletecollection.
         assert_eq!(
             ids("/api/v1/namespaces"),
@@ -991,49 +813,27 @@ mod tests {
         );
 
         let item = &paths["/api/v1/namespaces/{namespace}/secrets/{name}"];
-        let path_parameters: Vec<&Value> = item["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| &p["name"])
-            .collect();
+        let path_parameters: Vec<&Value> = item["parameters"].as_array().unwrap().iter().map(|p| &p["name"]).collect();
         assert_eq!(path_parameters, ["name", "namespace", "pretty"]);
         assert_eq!(item["parameters"][0]["description"], "name of the Secret");
-        assert!(
-            item["get"].get("parameters").is_none(),
-            "get has no parameters of its own"
-        );
+        assert!(item["get"].get("parameters").is_none(), "get has no parameters of its own");
         assert_eq!(item["get"]["description"], "read the specified Secret");
         assert_eq!(item["get"]["tags"], json!(["core_v1"]));
         assert_eq!(
             item["get"]["responses"]["200"]["content"]["application/json"]["schema"],
             schema_ref("io.k8s.api.core.v1.Secret")
         );
-        assert_eq!(
-            item["delete"]["responses"]["202"]["content"]["application/json"]["schema"],
-            schema_ref(STATUS)
-        );
+        assert_eq!(item["delete"]["responses"]["202"]["content"]["application/json"]["schema"], schema_ref(STATUS));
 
         let list = &paths["/api/v1/namespaces/{namespace}/secrets"]["get"];
-        for name in [
-            "labelSelector",
-            "fieldSelector",
-            "limit",
-            "continue",
-            "resourceVersion",
-            "watch",
-        ] {
+        for name in ["labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch"] {
             assert!(has_query_parameter(list, name), "list lists {name}");
         }
         assert_eq!(
             list["responses"]["200"]["content"]["application/json"]["schema"],
             schema_ref("io.k8s.api.core.v1.SecretList")
         );
-        assert!(
-            list["responses"]["200"]["content"]
-                .get("application/json;stream=watch")
-                .is_some()
-        );
+        assert!(list["responses"]["200"]["content"].get("application/json;stream=watch").is_some());
 
         // With one operation, every parameter is the path's.
         let all = &paths["/api/v1/secrets"];
@@ -1044,10 +844,7 @@ mod tests {
     #[test]
     fn explain_finds_gvks_and_their_schemas() {
         let document = core_document();
-        for (path, kind) in [
-            ("/api/v1/secrets", "Secret"),
-            ("/api/v1/namespaces", "Namespace"),
-        ] {
+        for (path, kind) in [("/api/v1/secrets", "Secret"), ("/api/v1/namespaces", "Namespace")] {
             assert_eq!(
                 document["paths"][path]["get"]["x-kubernetes-group-version-kind"],
                 json!({"group": "", "version": "v1", "kind": kind})
@@ -1066,22 +863,12 @@ mod tests {
             );
         }
         let secret = &schemas["io.k8s.api.core.v1.Secret"];
-        assert_eq!(
-            secret["properties"]["data"]["additionalProperties"],
-            json!({"format": "byte", "type": "string"})
-        );
+        assert_eq!(secret["properties"]["data"]["additionalProperties"], json!({"format": "byte", "type": "string"}));
         assert_eq!(
             secret["properties"]["metadata"]["allOf"],
-            json!([schema_ref(
-                "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-            )])
+            json!([schema_ref("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")])
         );
-        assert!(
-            secret["description"]
-                .as_str()
-                .unwrap()
-                .starts_with("Secret holds secret data of a certain type.")
-        );
+        assert!(secret["description"].as_str().unwrap().starts_with("Secret holds secret data of a certain type."));
     }
 
     #[test]
@@ -1089,10 +876,7 @@ mod tests {
         let document = core_document();
         assert_eq!(document["openapi"], "3.0.0");
         for name in REQUIRED_SCHEMAS {
-            assert!(
-                document["components"]["schemas"].get(*name).is_some(),
-                "components.schemas has {name}"
-            );
+            assert!(document["components"]["schemas"].get(*name).is_some(), "components.schemas has {name}");
         }
         let dangling = dangling_refs(&document, &document);
         assert!(dangling.is_empty(), "every $ref resolves: {dangling:?}");
@@ -1101,27 +885,15 @@ mod tests {
     #[test]
     fn other_groups_get_their_own_closed_documents() {
         let document = group_version(&all(), "authorization.k8s.io", "v1").unwrap();
-        let post =
-            &document["paths"]["/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"]["post"];
-        assert_eq!(
-            post["operationId"],
-            "createAuthorizationV1SelfSubjectAccessReview"
-        );
+        let post = &document["paths"]["/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"]["post"];
+        assert_eq!(post["operationId"], "createAuthorizationV1SelfSubjectAccessReview");
         assert_eq!(post["tags"], json!(["authorization_v1"]));
-        assert_eq!(
-            document["paths"].as_object().unwrap().len(),
-            1,
-            "a create-only kind has one path"
-        );
+        assert_eq!(document["paths"].as_object().unwrap().len(), 1, "a create-only kind has one path");
         assert!(dangling_refs(&document, &document).is_empty());
 
         let roles = group_version(&all(), "rbac.authorization.k8s.io", "v1").unwrap();
-        let patch = &roles["paths"]["/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/{name}"]
-            ["patch"];
-        assert_eq!(
-            patch["operationId"],
-            "patchRbacAuthorizationV1NamespacedRole"
-        );
+        let patch = &roles["paths"]["/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/{name}"]["patch"];
+        assert_eq!(patch["operationId"], "patchRbacAuthorizationV1NamespacedRole");
         assert_eq!(patch["tags"], json!(["rbacAuthorization_v1"]));
         assert!(dangling_refs(&roles, &roles).is_empty());
 
@@ -1148,46 +920,22 @@ mod tests {
         let item = &paths["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"];
         let post = &item["post"];
         // As in Kubernetes 1.32's api__v1_openapi.json.
-        assert_eq!(
-            post["operationId"],
-            "createCoreV1NamespacedServiceAccountToken"
-        );
+        assert_eq!(post["operationId"], "createCoreV1NamespacedServiceAccountToken");
         assert_eq!(post["description"], "create token of a ServiceAccount");
         assert_eq!(
             post["x-kubernetes-group-version-kind"],
             json!({"group": "authentication.k8s.io", "kind": "TokenRequest", "version": "v1"})
         );
-        let parameters: Vec<&Value> = item["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| &p["name"])
-            .collect();
-        assert_eq!(
-            parameters,
-            [
-                "dryRun",
-                "fieldManager",
-                "fieldValidation",
-                "name",
-                "namespace",
-                "pretty"
-            ]
-        );
-        assert_eq!(
-            item["parameters"][3]["description"],
-            "name of the TokenRequest"
-        );
+        let parameters: Vec<&Value> = item["parameters"].as_array().unwrap().iter().map(|p| &p["name"]).collect();
+        assert_eq!(parameters, ["dryRun", "fieldManager", "fieldValidation", "name", "namespace", "pretty"]);
+        assert_eq!(item["parameters"][3]["description"], "name of the TokenRequest");
     }
 
     #[test]
     fn root_lists_each_group_version_with_its_hash() {
         let index = root(&all());
         let core_hash = hash(&core_document());
-        assert_eq!(
-            index["paths"]["api/v1"]["serverRelativeURL"],
-            format!("/openapi/v3/api/v1?hash={core_hash}")
-        );
+        assert_eq!(index["paths"]["api/v1"]["serverRelativeURL"], format!("/openapi/v3/api/v1?hash={core_hash}"));
         assert!(
             index["paths"]["apis/rbac.authorization.k8s.io/v1"]["serverRelativeURL"]
                 .as_str()
@@ -1199,33 +947,17 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_follows_the_document() {
-        let hash_of =
-            |resources: &[&ResourceInfo]| hash(&group_version(resources, "", "v1").unwrap());
+        let hash_of = |resources: &[&ResourceInfo]| hash(&group_version(resources, "", "v1").unwrap());
         let before = hash_of(&core());
-        assert_eq!(
-            before,
-            hash_of(&core()),
-            "the same resources give the same hash"
-        );
+        assert_eq!(before, hash_of(&core()), "the same resources give the same hash");
         assert_eq!(before.len(), 128);
-        assert!(
-            before
-                .chars()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-        );
-        assert_ne!(
-            before,
-            hash_of(&[&SECRETS]),
-            "a change to the document changes the hash"
-        );
+        assert!(before.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert_ne!(before, hash_of(&[&SECRETS]), "a change to the document changes the hash");
     }
 
     #[test]
     fn document_paths_name_the_group_version() {
         assert_eq!(document_path("", "v1"), "api/v1");
-        assert_eq!(
-            document_path("rbac.authorization.k8s.io", "v1"),
-            "apis/rbac.authorization.k8s.io/v1"
-        );
+        assert_eq!(document_path("rbac.authorization.k8s.io", "v1"), "apis/rbac.authorization.k8s.io/v1");
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use zeroize::Zeroizing;
 
@@ -31,16 +31,9 @@ pub const MASTERS_GROUP: &str = "system:masters";
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("cannot generate {what}: {source}")]
-    Generate {
-        what: &'static str,
-        source: rcgen::Error,
-    },
+    Generate { what: &'static str, source: rcgen::Error },
     #[error("{path} does not hold a usable {what}")]
     Invalid { path: PathBuf, what: &'static str },
 }
@@ -54,20 +47,13 @@ pub struct ServerPki {
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PkiError + 'a {
-    move |source| PkiError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| PkiError::Io { action, path: path.to_path_buf(), source }
 }
 
 /// Writes a new file atomically (temp file, fsync, rename, fsync directory) with `mode`.
 pub fn write_private(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -75,21 +61,16 @@ pub fn write_private(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiE
         .mode(mode)
         .open(&tmp)
         .map_err(io("create", &tmp))?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io("chmod", &tmp))?;
+    f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io("chmod", &tmp))?;
     f.write_all(contents).map_err(io("write", &tmp))?;
     f.sync_all().map_err(io("sync", &tmp))?;
     fs::rename(&tmp, path).map_err(io("rename", path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("sync", dir))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync", dir))?;
     Ok(())
 }
 
 fn read(path: &Path) -> Result<Zeroizing<String>, PkiError> {
-    fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .map_err(io("read", path))
+    fs::read_to_string(path).map(Zeroizing::new).map_err(io("read", path))
 }
 
 fn gen_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
@@ -127,15 +108,10 @@ impl ServerPki {
             let mut params = CertificateParams::default();
             params.distinguished_name = dn("strongroom-ca", &[]);
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
+            params.key_usages =
+                vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
             validity(&mut params, Duration::from_secs(10 * 365 * 86400));
-            let cert = params
-                .self_signed(&key)
-                .map_err(gen_err("CA certificate"))?;
+            let cert = params.self_signed(&key).map_err(gen_err("CA certificate"))?;
             write_private(&ca_key_path, key.serialize_pem().as_bytes(), 0o600)?;
             write_private(&ca_cert_path, cert.pem().as_bytes(), 0o644)?;
             tracing::info!(path = %ca_cert_path.display(), "created a certificate authority");
@@ -152,11 +128,7 @@ impl ServerPki {
             ca_key_pem,
         };
         if !serving_cert_path.exists() {
-            let mut sans = vec![
-                "localhost".to_string(),
-                "127.0.0.1".to_string(),
-                "::1".to_string(),
-            ];
+            let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
             if let Some(host) = hostname() {
                 sans.push(host);
             }
@@ -175,14 +147,10 @@ impl ServerPki {
     }
 
     fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
-        let key = KeyPair::from_pem(&self.ca_key_pem).map_err(|_| PkiError::Invalid {
-            path: CA_KEY.into(),
-            what: "CA key",
-        })?;
-        Issuer::from_ca_cert_pem(&self.ca_cert_pem, key).map_err(|_| PkiError::Invalid {
-            path: CA_CERT.into(),
-            what: "CA certificate",
-        })
+        let key = KeyPair::from_pem(&self.ca_key_pem)
+            .map_err(|_| PkiError::Invalid { path: CA_KEY.into(), what: "CA key" })?;
+        Issuer::from_ca_cert_pem(&self.ca_cert_pem, key)
+            .map_err(|_| PkiError::Invalid { path: CA_CERT.into(), what: "CA certificate" })
     }
 
     fn issue_serving(&self, sans: &[String]) -> Result<(String, Zeroizing<String>), PkiError> {
@@ -198,14 +166,9 @@ impl ServerPki {
             .collect::<Result<_, _>>()
             .map_err(gen_err("serving certificate names"))?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         validity(&mut params, Duration::from_secs(2 * 365 * 86400));
-        let cert = params
-            .signed_by(&key, &self.issuer()?)
-            .map_err(gen_err("serving certificate"))?;
+        let cert = params.signed_by(&key, &self.issuer()?).map_err(gen_err("serving certificate"))?;
         Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
     }
 
@@ -220,25 +183,14 @@ impl ServerPki {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(user, groups);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         validity(&mut params, lifetime);
-        let cert = params
-            .signed_by(&key, &self.issuer()?)
-            .map_err(gen_err("client certificate"))?;
+        let cert = params.signed_by(&key, &self.issuer()?).map_err(gen_err("client certificate"))?;
         Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
     }
 
     /// A kubeconfig for `server` that authenticates with a client certificate.
-    pub fn kubeconfig(
-        &self,
-        server: &str,
-        user: &str,
-        cert_pem: &str,
-        key_pem: &str,
-    ) -> Zeroizing<String> {
+    pub fn kubeconfig(&self, server: &str, user: &str, cert_pem: &str, key_pem: &str) -> Zeroizing<String> {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
         Zeroizing::new(format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: strongroom\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: {user}@strongroom\n  context:\n    cluster: strongroom\n    user: {user}\n    namespace: default\ncurrent-context: {user}@strongroom\n",
@@ -252,11 +204,7 @@ impl ServerPki {
     pub fn ensure_admin_kubeconfig(&self, dir: &Path, server: &str) -> Result<PathBuf, PkiError> {
         let path = dir.join(ADMIN_KUBECONFIG);
         if !path.exists() {
-            let (cert, key) = self.issue_client(
-                ADMIN_USER,
-                &[MASTERS_GROUP],
-                Duration::from_secs(365 * 86400),
-            )?;
+            let (cert, key) = self.issue_client(ADMIN_USER, &[MASTERS_GROUP], Duration::from_secs(365 * 86400))?;
             let kubeconfig = self.kubeconfig(server, ADMIN_USER, &cert, &key);
             write_private(&path, kubeconfig.as_bytes(), 0o600)?;
             tracing::info!(path = %path.display(), "created the admin kubeconfig");
@@ -268,9 +216,6 @@ impl ServerPki {
 fn hostname() -> Option<String> {
     let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim().to_ascii_lowercase();
-    let valid = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     valid.then_some(name)
 }

@@ -49,9 +49,7 @@ pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
                 || decoded.contains('/')
                 || decoded.chars().any(|c| c.is_control());
             if bad {
-                return Err(ApiError::bad_request(format!(
-                    "invalid path segment in {path:?}"
-                )));
+                return Err(ApiError::bad_request(format!("invalid path segment in {path:?}")));
             }
             Ok(decoded.into_owned())
         })
@@ -101,15 +99,7 @@ pub fn parse_target(method: &Method, path: &str, query: &Query) -> Result<Target
         Method::DELETE => "delete",
         _ => return Err(ApiError::method_not_allowed()),
     };
-    Ok(Target::Resource(RequestInfo {
-        verb,
-        group,
-        version,
-        namespace,
-        resource,
-        name,
-        subresource,
-    }))
+    Ok(Target::Resource(RequestInfo { verb, group, version, namespace, resource, name, subresource }))
 }
 
 /// Decoded query parameters (`+` is a space, as Go's `url.ParseQuery` decodes it).
@@ -118,25 +108,15 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Query(form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -205,55 +185,21 @@ mod tests {
     fn parses_resource_paths() {
         let i = info(target(Method::GET, "/api/v1/namespaces/app/secrets/db", "").unwrap());
         assert_eq!(
-            (
-                i.verb,
-                i.namespace.as_deref(),
-                i.resource.as_str(),
-                i.name.as_deref()
-            ),
+            (i.verb, i.namespace.as_deref(), i.resource.as_str(), i.name.as_deref()),
             ("get", Some("app"), "secrets", Some("db"))
         );
         let i = info(target(Method::GET, "/api/v1/secrets", "limit=500").unwrap());
-        assert_eq!(
-            (i.verb, i.namespace, i.resource.as_str()),
-            ("list", None, "secrets")
-        );
-        let i = info(
-            target(
-                Method::GET,
-                "/api/v1/namespaces/app/secrets",
-                "watch=true&resourceVersion=5",
-            )
-            .unwrap(),
-        );
+        assert_eq!((i.verb, i.namespace, i.resource.as_str()), ("list", None, "secrets"));
+        let i = info(target(Method::GET, "/api/v1/namespaces/app/secrets", "watch=true&resourceVersion=5").unwrap());
         assert_eq!(i.verb, "watch");
         let i = info(target(Method::GET, "/api/v1/namespaces/app", "").unwrap());
-        assert_eq!(
-            (i.resource.as_str(), i.name.as_deref(), i.namespace),
-            ("namespaces", Some("app"), None)
-        );
+        assert_eq!((i.resource.as_str(), i.name.as_deref(), i.namespace), ("namespaces", Some("app"), None));
         let i = info(target(Method::DELETE, "/api/v1/namespaces/app/secrets", "").unwrap());
         assert_eq!(i.verb, "deletecollection");
-        let i = info(
-            target(
-                Method::POST,
-                "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
-                "",
-            )
-            .unwrap(),
-        );
-        assert_eq!(
-            (i.group.as_str(), i.resource.as_str()),
-            ("rbac.authorization.k8s.io", "roles")
-        );
-        assert_eq!(
-            target(Method::GET, "/version", "").unwrap(),
-            Target::NonResource("/version".into())
-        );
-        assert_eq!(
-            target(Method::GET, "/api", "").unwrap(),
-            Target::NonResource("/api".into())
-        );
+        let i = info(target(Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles", "").unwrap());
+        assert_eq!((i.group.as_str(), i.resource.as_str()), ("rbac.authorization.k8s.io", "roles"));
+        assert_eq!(target(Method::GET, "/version", "").unwrap(), Target::NonResource("/version".into()));
+        assert_eq!(target(Method::GET, "/api", "").unwrap(), Target::NonResource("/api".into()));
     }
 
     #[test]

@@ -41,9 +41,7 @@ const MAX_UPDATE_ATTEMPTS: usize = 16;
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 impl Ctx<'_> {
@@ -66,40 +64,24 @@ impl Ctx<'_> {
 
     fn field_manager(&self) -> Result<String, ApiError> {
         match self.query.get("fieldManager") {
-            Some(m) if m.len() > 128 => Err(ApiError::bad_request(
-                "fieldManager: Too long: may not be more than 128 bytes".to_string(),
-            )),
-            Some(m) if m.chars().any(|c| c.is_control()) => Err(ApiError::bad_request(
-                "fieldManager: Invalid value: may only contain printable characters",
-            )),
+            Some(m) if m.len() > 128 => {
+                Err(ApiError::bad_request("fieldManager: Too long: may not be more than 128 bytes".to_string()))
+            }
+            Some(m) if m.chars().any(|c| c.is_control()) => {
+                Err(ApiError::bad_request("fieldManager: Invalid value: may only contain printable characters"))
+            }
             Some(m) if !m.is_empty() => Ok(m.to_string()),
             _ => {
                 // Kubernetes derives a manager from the User-Agent's program name.
-                let ua = self
-                    .headers
-                    .get(http::header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("unknown");
-                Ok(ua
-                    .split('/')
-                    .next()
-                    .unwrap_or("unknown")
-                    .chars()
-                    .take(128)
-                    .collect())
+                let ua = self.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+                Ok(ua.split('/').next().unwrap_or("unknown").chars().take(128).collect())
             }
         }
     }
 
     fn get_cached(&self, name: &str) -> Result<Cached, ApiError> {
-        let key = self
-            .key(self.info.namespace.as_deref(), name)
-            .ok_or_else(|| self.not_found(name))?;
-        self.server
-            .store
-            .cache()
-            .get(&key)
-            .ok_or_else(|| self.not_found(name))
+        let key = self.key(self.info.namespace.as_deref(), name).ok_or_else(|| self.not_found(name))?;
+        self.server.store.cache().get(&key).ok_or_else(|| self.not_found(name))
     }
 }
 
@@ -115,9 +97,7 @@ pub fn served(obj: &CachedObject<ServedObject>) -> Result<&ServedObject, ApiErro
 
 fn store_error(ctx: &Ctx<'_>, name: &str, e: StoreError) -> ApiError {
     match e {
-        StoreError::AlreadyExists { .. } => {
-            ApiError::already_exists(ctx.strategy.info().qualified(), name)
-        }
+        StoreError::AlreadyExists { .. } => ApiError::already_exists(ctx.strategy.info().qualified(), name),
         StoreError::NotFound { .. } => ctx.not_found(name),
         StoreError::Conflict { .. } => ApiError::modified(ctx.strategy.info().qualified(), name),
         StoreError::Backend(strongroom_storage::backend::BackendError::Unavailable(m)) => {
@@ -135,25 +115,16 @@ fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj["metadata"]
-        .as_object_mut()
-        .expect("metadata is an object")
+    obj["metadata"].as_object_mut().expect("metadata is an object")
 }
 
 fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
-    obj.get("metadata")?
-        .get(field)?
-        .as_str()
-        .filter(|s| !s.is_empty())
+    obj.get("metadata")?.get(field)?.as_str().filter(|s| !s.is_empty())
 }
 
 /// Checks `apiVersion`/`kind` of a body (filling them when absent), runs the kind's strict
 /// decoding and applies `fieldValidation` to the unknown fields it found.
-fn admit_body(
-    ctx: &Ctx<'_>,
-    mut obj: Value,
-    warnings: &mut Vec<String>,
-) -> Result<Value, ApiError> {
+fn admit_body(ctx: &Ctx<'_>, mut obj: Value, warnings: &mut Vec<String>) -> Result<Value, ApiError> {
     let info = ctx.strategy.info();
     let Some(map) = obj.as_object_mut() else {
         return Err(ApiError::bad_request(format!(
@@ -190,19 +161,13 @@ fn admit_body(
     if !unknown.is_empty() {
         match validation {
             FieldValidation::Strict => {
-                let list = unknown
-                    .iter()
-                    .map(|f| format!("unknown field \"{f}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
                 return Err(ApiError::bad_request(format!(
                     "{0} in version \"{1}\" cannot be handled as a {0}: strict decoding error: {list}",
                     info.kind, info.version
                 )));
             }
-            FieldValidation::Warn => {
-                warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
-            }
+            FieldValidation::Warn => warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\""))),
             FieldValidation::Ignore => {}
         }
     }
@@ -211,14 +176,9 @@ fn admit_body(
 
 /// Fields only the server sets; a client's values are dropped on create.
 fn clear_system_fields(meta: &mut Map<String, Value>) {
-    for f in [
-        "resourceVersion",
-        "selfLink",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "uid",
-        "creationTimestamp",
-    ] {
+    for f in
+        ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "uid", "creationTimestamp"]
+    {
         meta.remove(f);
     }
 }
@@ -226,9 +186,7 @@ fn clear_system_fields(meta: &mut Map<String, Value>) {
 fn generate_name(prefix: &str) -> String {
     let mut rng = rand::thread_rng();
     let base: String = prefix.chars().take(63 - 5).collect();
-    let suffix: String = (0..5)
-        .map(|_| NAME_ALPHABET[rng.gen_range(0..NAME_ALPHABET.len())] as char)
-        .collect();
+    let suffix: String = (0..5).map(|_| NAME_ALPHABET[rng.gen_range(0..NAME_ALPHABET.len())] as char).collect();
     format!("{base}{suffix}")
 }
 
@@ -261,11 +219,7 @@ fn dry_run_response(code: StatusCode, obj: &Value, warnings: &[String]) -> Resp 
     r
 }
 
-fn object_response(
-    code: StatusCode,
-    obj: &CachedObject<ServedObject>,
-    warnings: &[String],
-) -> Result<Resp, ApiError> {
+fn object_response(code: StatusCode, obj: &CachedObject<ServedObject>, warnings: &[String]) -> Result<Resp, ApiError> {
     let s = served(obj)?;
     let mut r = codec::json_response(code, Bytes::copy_from_slice(s.json.expose()));
     codec::add_warnings(&mut r, warnings);
@@ -319,9 +273,7 @@ async fn create_object(
     let now = now_rfc3339();
     for attempt in 0..attempts {
         if generate {
-            let prefix = meta_str(&obj, "generateName")
-                .unwrap_or_default()
-                .to_string();
+            let prefix = meta_str(&obj, "generateName").unwrap_or_default().to_string();
             metadata_mut(&mut obj).insert("name".into(), generate_name(&prefix).into());
         }
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
@@ -340,7 +292,14 @@ async fn create_object(
             }
             None => {
                 metadata_mut(&mut obj).remove("managedFields");
-                managed_fields::update(None, &mut obj, &manager, &info.api_version(), &now);
+                managed_fields::update_with_schema(
+                    None,
+                    &mut obj,
+                    &manager,
+                    &info.api_version(),
+                    &now,
+                    ctx.strategy.strategic_schema(),
+                );
             }
         }
         let namespace = meta_str(&obj, "namespace").map(str::to_string);
@@ -373,9 +332,7 @@ async fn create_object(
 
 pub async fn get(ctx: &Ctx<'_>, name: &str) -> Result<Resp, ApiError> {
     let output = codec::negotiate(
-        ctx.headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
+        ctx.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()),
         IncludeObject::from_query(ctx.query.get("includeObject"))?,
     )?;
     let obj = ctx.get_cached(name)?;
@@ -423,29 +380,19 @@ fn encode_continue(key: &[u8; 32], rv: u64, last_key: &str) -> String {
     use base64::Engine;
     use hmac::Mac;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let payload = serde_json::to_vec(&ContinueToken {
-        v: "meta.k8s.io/v1".into(),
-        rv,
-        start: format!("{last_key}\u{0}"),
-    })
-    .expect("token encodes");
+    let payload =
+        serde_json::to_vec(&ContinueToken { v: "meta.k8s.io/v1".into(), rv, start: format!("{last_key}\u{0}") })
+            .expect("token encodes");
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
     mac.update(&payload);
-    format!(
-        "{}.{}",
-        b64.encode(&payload),
-        b64.encode(mac.finalize().into_bytes())
-    )
+    format!("{}.{}", b64.encode(&payload), b64.encode(mac.finalize().into_bytes()))
 }
 
 fn decode_continue(key: &[u8; 32], token: &str, prefix: &str) -> Result<(u64, String), ApiError> {
     use base64::Engine;
     use hmac::Mac;
-    let invalid = || {
-        ApiError::bad_request(
-            "continue key is not valid: the token was not issued by this server or was altered",
-        )
-    };
+    let invalid =
+        || ApiError::bad_request("continue key is not valid: the token was not issued by this server or was altered");
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let (p, m) = token.split_once('.').ok_or_else(invalid)?;
     let payload = b64.decode(p).map_err(|_| invalid())?;
@@ -455,39 +402,27 @@ fn decode_continue(key: &[u8; 32], token: &str, prefix: &str) -> Result<(u64, St
     mac.verify_slice(&tag).map_err(|_| invalid())?;
     let t: ContinueToken = serde_json::from_slice(&payload).map_err(|_| invalid())?;
     if !t.start.starts_with(prefix) {
-        return Err(ApiError::bad_request(
-            "continue key is not valid: it belongs to a different list",
-        ));
+        return Err(ApiError::bad_request("continue key is not valid: it belongs to a different list"));
     }
     Ok((t.rv, t.start))
 }
 
 fn parse_rv(s: &str) -> Result<u64, ApiError> {
-    s.parse::<u64>()
-        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))
+    s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))
 }
 
 pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
     let output = codec::negotiate(
-        ctx.headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
+        ctx.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()),
         IncludeObject::from_query(ctx.query.get("includeObject"))?,
     )?;
     let filter = Filter::from_query(ctx)?;
     let info = ctx.strategy.info();
-    let prefix = ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref()).map_err(|_| {
-        ApiError::not_found(
-            namespace::INFO.qualified(),
-            ctx.info.namespace.as_deref().unwrap_or(""),
-        )
-    })?;
+    let prefix = ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref())
+        .map_err(|_| ApiError::not_found(namespace::INFO.qualified(), ctx.info.namespace.as_deref().unwrap_or("")))?;
     let limit = match ctx.query.get("limit") {
         None | Some("") => 0usize,
-        Some(l) => l
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
-            .max(0) as usize,
+        Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?.max(0) as usize,
     };
     let cache = ctx.server.store.cache();
     let (snapshot, start) = match ctx.query.get("continue").filter(|c| !c.is_empty()) {
@@ -499,10 +434,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
             (snap, start)
         }
         None => {
-            let rv = ctx
-                .query
-                .get("resourceVersion")
-                .filter(|s| !s.is_empty() && *s != "0");
+            let rv = ctx.query.get("resourceVersion").filter(|s| !s.is_empty() && *s != "0");
             let exact = ctx.query.get("resourceVersionMatch") == Some("Exact");
             if let Some(rv) = rv {
                 let rv = parse_rv(rv)?;
@@ -514,10 +446,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
                 }
                 let snap = cache.snapshot();
                 if exact && snap.revision != rv {
-                    return Err(ApiError::expired(format!(
-                        "too old resource version: {rv} ({})",
-                        snap.revision
-                    )));
+                    return Err(ApiError::expired(format!("too old resource version: {rv} ({})", snap.revision)));
                 }
                 (snap, prefix.clone())
             } else {
@@ -554,32 +483,18 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
     }
     let continue_token = if more {
         cache.retain_snapshot(&snapshot);
-        last_key
-            .as_deref()
-            .map(|k| encode_continue(&ctx.server.continue_key, snapshot.revision, k))
+        last_key.as_deref().map(|k| encode_continue(&ctx.server.continue_key, snapshot.revision, k))
     } else {
         None
     };
     // remainingItemCount is exact only without selectors, as in Kubernetes.
-    let remaining =
-        (more && filter.label.is_empty() && filter.field.is_empty()).then_some(remaining);
+    let remaining = (more && filter.label.is_empty() && filter.field.is_empty()).then_some(remaining);
     let rv = snapshot.revision.to_string();
     let body = match output {
-        Output::Table(include) => table::render(
-            ctx.strategy,
-            &items,
-            include,
-            Some(&rv),
-            continue_token.as_deref(),
-        ),
-        Output::Json => list_json(
-            info.list_kind,
-            &info.api_version(),
-            &rv,
-            continue_token.as_deref(),
-            remaining,
-            &items,
-        ),
+        Output::Table(include) => table::render(ctx.strategy, &items, include, Some(&rv), continue_token.as_deref()),
+        Output::Json => {
+            list_json(info.list_kind, &info.api_version(), &rv, continue_token.as_deref(), remaining, &items)
+        }
     };
     Ok(codec::json_response(StatusCode::OK, body))
 }
@@ -601,7 +516,10 @@ pub fn list_json(
     }
     let size: usize = items.iter().map(|i| i.json.len() + 1).sum();
     let mut out = Vec::with_capacity(size + 128);
-    out.extend_from_slice(format!("{{\"kind\":\"{list_kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":{meta},\"items\":[").as_bytes());
+    out.extend_from_slice(
+        format!("{{\"kind\":\"{list_kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":{meta},\"items\":[")
+            .as_bytes(),
+    );
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -617,20 +535,13 @@ pub fn list_json(
 
 pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
     let output = codec::negotiate(
-        ctx.headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
+        ctx.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()),
         IncludeObject::from_query(ctx.query.get("includeObject"))?,
     )?;
     let filter = Filter::from_query(ctx)?;
     let info = ctx.strategy.info();
-    let mut prefix =
-        ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref()).map_err(|_| {
-            ApiError::not_found(
-                namespace::INFO.qualified(),
-                ctx.info.namespace.as_deref().unwrap_or(""),
-            )
-        })?;
+    let mut prefix = ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref())
+        .map_err(|_| ApiError::not_found(namespace::INFO.qualified(), ctx.info.namespace.as_deref().unwrap_or("")))?;
     // A watch on `/secrets/<name>` (deprecated form) watches one object.
     let mut name_filter = None;
     if let Some(name) = &ctx.info.name {
@@ -646,16 +557,10 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         }
         Some(rv) => WatchStart::After(parse_rv(rv)?),
     };
-    let stream = ctx
-        .server
-        .store
-        .cache()
-        .watch(&prefix, start)
-        .map_err(|e| ApiError::expired(e.to_string()))?;
+    let stream = ctx.server.store.cache().watch(&prefix, start).map_err(|e| ApiError::expired(e.to_string()))?;
     let timeout = match ctx.query.get("timeoutSeconds") {
         Some(t) => Duration::from_secs(
-            t.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+            t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
         ),
         // A random 30–60 minutes, as kube-apiserver spreads reconnects.
         None => Duration::from_secs(1800 + rand::thread_rng().gen_range(0..1800)),
@@ -667,13 +572,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         timeout,
         name: name_filter,
     };
-    Ok(watch::serve(
-        ctx.server.clone(),
-        ctx.strategy.info(),
-        stream,
-        filter,
-        opts,
-    ))
+    Ok(watch::serve(ctx.server.clone(), ctx.strategy.info(), stream, filter, opts))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -691,10 +590,10 @@ fn prepare_update(
 ) -> Result<(Value, bool), ApiError> {
     let info = ctx.strategy.info();
     let cur_value = served(cur)?.to_value();
-    if let Some(rv) = meta_str(&new, "resourceVersion") {
-        if rv != cur.revision.to_string() {
-            return Err(ApiError::modified(info.qualified(), name));
-        }
+    if let Some(rv) = meta_str(&new, "resourceVersion")
+        && rv != cur.revision.to_string()
+    {
+        return Err(ApiError::modified(info.qualified(), name));
     }
     if let Some(uid) = meta_str(&new, "uid") {
         let cur_uid = meta_str(&cur_value, "uid").unwrap_or_default();
@@ -702,39 +601,25 @@ fn prepare_update(
             return Err(ApiError::conflict(
                 info.qualified(),
                 name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"
-                ),
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"),
             ));
         }
     }
     {
         let old_meta = cur_value.get("metadata").cloned().unwrap_or_default();
         let meta = metadata_mut(&mut new);
-        for f in [
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-        ] {
+        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old_meta.get(f) {
                 Some(v) => meta.insert(f.into(), v.clone()),
                 None => meta.remove(f),
             };
         }
         if info.namespaced {
-            meta.insert(
-                "namespace".into(),
-                old_meta.get("namespace").cloned().unwrap_or_default(),
-            );
+            meta.insert("namespace".into(), old_meta.get("namespace").cloned().unwrap_or_default());
         }
         meta.remove("selfLink");
         // An update without managedFields keeps the existing ones (Kubernetes does the same).
-        if !meta
-            .get("managedFields")
-            .is_some_and(|m| m.as_array().is_some_and(|a| !a.is_empty()))
-        {
+        if meta.get("managedFields").is_none_or(|m| m.as_array().is_none_or(|a| a.is_empty())) {
             match old_meta.get("managedFields") {
                 Some(mf) => meta.insert("managedFields".into(), mf.clone()),
                 None => meta.remove("managedFields"),
@@ -748,13 +633,7 @@ fn prepare_update(
         return Err(ApiError::invalid(info.kind, info.group, name, &errs));
     }
     if track_update {
-        managed_fields::update(
-            Some(&cur_value),
-            &mut new,
-            manager,
-            &info.api_version(),
-            &now_rfc3339(),
-        );
+        managed_fields::update(Some(&cur_value), &mut new, manager, &info.api_version(), &now_rfc3339());
     }
     let changed = new != cur_value;
     metadata_mut(&mut new).remove("resourceVersion");
@@ -773,26 +652,17 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
             )));
         }
         None => {
-            let errs = vec![strongroom_api::FieldError::required(
-                "metadata.name",
-                "name or generateName is required",
-            )];
-            return Err(ApiError::invalid(
-                ctx.kind(),
-                ctx.strategy.info().group,
-                name,
-                &errs,
-            ));
+            let errs = vec![strongroom_api::FieldError::required("metadata.name", "name or generateName is required")];
+            return Err(ApiError::invalid(ctx.kind(), ctx.strategy.info().group, name, &errs));
         }
     }
-    if ctx.strategy.info().namespaced {
-        if let Some(ns) = meta_str(&obj, "namespace") {
-            if Some(ns) != ctx.info.namespace.as_deref() {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-        }
+    if ctx.strategy.info().namespaced
+        && let Some(ns) = meta_str(&obj, "namespace")
+        && Some(ns) != ctx.info.namespace.as_deref()
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
     let precondition = meta_str(&obj, "resourceVersion").is_some();
     let manager = ctx.field_manager()?;
@@ -806,12 +676,7 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
         if dry_run {
             return Ok(dry_run_response(StatusCode::OK, &new, &warnings));
         }
-        match ctx
-            .server
-            .store
-            .update(&cur.key, &encode(&new), cur.revision)
-            .await
-        {
+        match ctx.server.store.update(&cur.key, &encode(&new), cur.revision).await {
             Ok(updated) => {
                 tracing::info!(kind = ctx.kind(), key = %cur.key, revision = updated.revision, "updated");
                 return object_response(StatusCode::OK, &updated, &warnings);
@@ -832,18 +697,14 @@ enum PatchType {
 }
 
 pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiError> {
-    let ct = codec::media_type(
-        ctx.headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let ct = codec::media_type(ctx.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
     let kind = match ct.as_str() {
         "application/merge-patch+json" => PatchType::Merge,
         "application/json-patch+json" => PatchType::Json,
         "application/strategic-merge-patch+json" => PatchType::Strategic,
-        "application/apply-patch+yaml"
-        | "application/apply-patch+json"
-        | "application/apply-patch+cbor" => PatchType::Apply,
+        "application/apply-patch+yaml" | "application/apply-patch+json" | "application/apply-patch+cbor" => {
+            PatchType::Apply
+        }
         other => {
             return Err(ApiError::unsupported_media_type(other).with_message(format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"
@@ -852,9 +713,8 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
     };
     let patch_doc = match kind {
         PatchType::Apply => codec::decode_json_or_yaml(&body)?,
-        _ => strongroom_api::json::parse_json(&body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
-        })?,
+        _ => strongroom_api::json::parse_json(&body)
+            .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))?,
     };
     let manager = match (kind, ctx.query.get("fieldManager")) {
         (PatchType::Apply, None | Some("")) => {
@@ -866,9 +726,7 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
     };
     let force = ctx.query.flag("force");
     if force && kind != PatchType::Apply {
-        return Err(ApiError::bad_request(
-            "force: Invalid value: true: may not be specified for non-apply patch",
-        ));
+        return Err(ApiError::bad_request("force: Invalid value: true: may not be specified for non-apply patch"));
     }
     let dry_run = ctx.query.dry_run()?;
     let info = ctx.strategy.info();
@@ -881,14 +739,16 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
                 // Server-side apply creates what is missing.
                 let applied = admit_apply(ctx, name, patch_doc.clone(), &mut warnings)?;
                 let now = now_rfc3339();
-                let opts = managed_fields::ApplyOptions {
-                    manager: &manager,
-                    force,
-                    api_version: &api_version,
-                    now: &now,
-                };
-                let created = managed_fields::apply(None, &applied, &opts)
-                    .map_err(|e| apply_error(ctx, name, e))?;
+                let opts =
+                    managed_fields::ApplyOptions { manager: &manager, force, api_version: &api_version, now: &now };
+                let created = managed_fields::apply_with(
+                    None,
+                    &applied,
+                    &opts,
+                    ctx.strategy.strategic_schema(),
+                    ctx.strategy.last_applied(),
+                )
+                .map_err(|e| apply_error(ctx, name, e))?;
                 let mf = created.pointer("/metadata/managedFields").cloned();
                 return create_object(ctx, created, mf, warnings).await;
             }
@@ -897,26 +757,24 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
         let cur_value = served(&cur)?.to_value();
         let patched = match kind {
             PatchType::Merge => patch::merge_patch(&cur_value, &patch_doc).map_err(patch_error)?,
-            PatchType::Json => {
-                patch::json_patch(&cur_value, &patch_doc, codec::MAX_BODY).map_err(patch_error)?
+            PatchType::Json => patch::json_patch(&cur_value, &patch_doc, codec::MAX_BODY).map_err(patch_error)?,
+            PatchType::Strategic => {
+                patch::strategic_merge_patch(&cur_value, &patch_doc, ctx.strategy.strategic_schema())
+                    .map_err(patch_error)?
             }
-            PatchType::Strategic => patch::strategic_merge_patch(
-                &cur_value,
-                &patch_doc,
-                ctx.strategy.strategic_schema(),
-            )
-            .map_err(patch_error)?,
             PatchType::Apply => {
                 let applied = admit_apply(ctx, name, patch_doc.clone(), &mut warnings)?;
                 let now = now_rfc3339();
-                let opts = managed_fields::ApplyOptions {
-                    manager: &manager,
-                    force,
-                    api_version: &api_version,
-                    now: &now,
-                };
-                managed_fields::apply(Some(&cur_value), &applied, &opts)
-                    .map_err(|e| apply_error(ctx, name, e))?
+                let opts =
+                    managed_fields::ApplyOptions { manager: &manager, force, api_version: &api_version, now: &now };
+                managed_fields::apply_with(
+                    Some(&cur_value),
+                    &applied,
+                    &opts,
+                    ctx.strategy.strategic_schema(),
+                    ctx.strategy.last_applied(),
+                )
+                .map_err(|e| apply_error(ctx, name, e))?
             }
         };
         if meta_str(&patched, "name") != Some(name) {
@@ -925,24 +783,17 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
                 meta_str(&patched, "name").unwrap_or_default()
             )));
         }
-        let precondition =
-            meta_str(&patched, "resourceVersion").is_some_and(|rv| rv != cur.revision.to_string());
+        let precondition = meta_str(&patched, "resourceVersion").is_some_and(|rv| rv != cur.revision.to_string());
         let mut round_warnings = warnings.clone();
         let patched = admit_body(ctx, patched, &mut round_warnings)?;
-        let (new, changed) =
-            prepare_update(ctx, name, patched, &cur, &manager, kind != PatchType::Apply)?;
+        let (new, changed) = prepare_update(ctx, name, patched, &cur, &manager, kind != PatchType::Apply)?;
         if !changed {
             return object_response(StatusCode::OK, &cur, &round_warnings);
         }
         if dry_run {
             return Ok(dry_run_response(StatusCode::OK, &new, &round_warnings));
         }
-        match ctx
-            .server
-            .store
-            .update(&cur.key, &encode(&new), cur.revision)
-            .await
-        {
+        match ctx.server.store.update(&cur.key, &encode(&new), cur.revision).await {
             Ok(updated) => {
                 tracing::info!(kind = info.kind, key = %cur.key, revision = updated.revision, "patched");
                 return object_response(StatusCode::OK, &updated, &round_warnings);
@@ -955,16 +806,9 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
 }
 
 /// Checks an apply body's identity against the URL and normalizes it like any object.
-fn admit_apply(
-    ctx: &Ctx<'_>,
-    name: &str,
-    doc: Value,
-    warnings: &mut Vec<String>,
-) -> Result<Value, ApiError> {
+fn admit_apply(ctx: &Ctx<'_>, name: &str, doc: Value, warnings: &mut Vec<String>) -> Result<Value, ApiError> {
     if !doc.is_object() {
-        return Err(ApiError::bad_request(
-            "error decoding YAML: the apply body is not an object",
-        ));
+        return Err(ApiError::bad_request("error decoding YAML: the apply body is not an object"));
     }
     let mut doc = doc;
     if meta_str(&doc, "name").is_some_and(|n| n != name) {
@@ -974,10 +818,7 @@ fn admit_apply(
         )));
     }
     metadata_mut(&mut doc).insert("name".into(), name.into());
-    if let (true, Some(ns)) = (
-        ctx.strategy.info().namespaced,
-        ctx.info.namespace.as_deref(),
-    ) {
+    if let (true, Some(ns)) = (ctx.strategy.info().namespaced, ctx.info.namespace.as_deref()) {
         if meta_str(&doc, "namespace").is_some_and(|n| n != ns) {
             return Err(ApiError::bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request",
@@ -994,7 +835,14 @@ fn admit_apply(
 }
 
 fn patch_error(e: patch::PatchError) -> ApiError {
-    ApiError::bad_request(e.to_string()).with_code(StatusCode::UNPROCESSABLE_ENTITY, "Invalid")
+    let message = e.status_message();
+    match e.failure() {
+        patch::PatchFailure::BadRequest => ApiError::bad_request(message),
+        patch::PatchFailure::Invalid => {
+            ApiError::bad_request(message).with_code(StatusCode::UNPROCESSABLE_ENTITY, "Invalid")
+        }
+        patch::PatchFailure::RequestEntityTooLarge => ApiError::too_large(message),
+    }
 }
 
 fn apply_error(ctx: &Ctx<'_>, name: &str, e: managed_fields::ApplyError) -> ApiError {
@@ -1032,20 +880,10 @@ fn delete_options(ctx: &Ctx<'_>, body: &[u8]) -> Result<DeleteOptions, ApiError>
         if let Some(values) = opts.get("dryRun").and_then(Value::as_array) {
             dry_run |= crate::request::dry_run_values(values.iter().filter_map(Value::as_str))?;
         }
-        uid = opts
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        resource_version = opts
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        uid = opts.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+        resource_version = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
     }
-    Ok(DeleteOptions {
-        dry_run,
-        uid,
-        resource_version,
-    })
+    Ok(DeleteOptions { dry_run, uid, resource_version })
 }
 
 pub async fn delete(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiError> {
@@ -1054,32 +892,26 @@ pub async fn delete(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
     let cur = ctx.get_cached(name)?;
     let value = served(&cur).map(ServedObject::to_value).ok();
     if let Some(uid) = &opts.uid {
-        let cur_uid = value
-            .as_ref()
-            .and_then(|v| meta_str(v, "uid"))
-            .unwrap_or_default()
-            .to_string();
+        let cur_uid = value.as_ref().and_then(|v| meta_str(v, "uid")).unwrap_or_default().to_string();
         if *uid != cur_uid {
             return Err(ApiError::conflict(
                 info.qualified(),
                 name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"
-                ),
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"),
             ));
         }
     }
-    if let Some(rv) = &opts.resource_version {
-        if *rv != cur.revision.to_string() {
-            return Err(ApiError::conflict(
-                info.qualified(),
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    cur.revision
-                ),
-            ));
-        }
+    if let Some(rv) = &opts.resource_version
+        && *rv != cur.revision.to_string()
+    {
+        return Err(ApiError::conflict(
+            info.qualified(),
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                cur.revision
+            ),
+        ));
     }
     if info.plural == namespace::INFO.plural {
         return delete_namespace(ctx, name, cur, opts.dry_run).await;
@@ -1105,12 +937,7 @@ pub async fn delete(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
 /// The namespaces Kubernetes refuses to delete.
 const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
-async fn delete_namespace(
-    ctx: &Ctx<'_>,
-    name: &str,
-    cur: Cached,
-    dry_run: bool,
-) -> Result<Resp, ApiError> {
+async fn delete_namespace(ctx: &Ctx<'_>, name: &str, cur: Cached, dry_run: bool) -> Result<Resp, ApiError> {
     if UNDELETABLE_NAMESPACES.contains(&name) {
         return Err(ApiError::forbidden(format!(
             "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
@@ -1137,10 +964,7 @@ async fn delete_namespace(
         .update(&cur.key, &encode(&value), cur.revision)
         .await
         .map_err(|e| store_error(ctx, name, e))?;
-    tracing::info!(
-        namespace = name,
-        "namespace terminating; deleting its contents"
-    );
+    tracing::info!(namespace = name, "namespace terminating; deleting its contents");
     let server = ctx.server.clone();
     let ns = name.to_string();
     tokio::spawn(async move { finalize_namespace(&server, &ns).await });
@@ -1189,12 +1013,8 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Bytes) -> Result<Resp, ApiEr
     if info.plural == namespace::INFO.plural {
         return Err(ApiError::method_not_allowed());
     }
-    let prefix = ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref()).map_err(|_| {
-        ApiError::not_found(
-            namespace::INFO.qualified(),
-            ctx.info.namespace.as_deref().unwrap_or(""),
-        )
-    })?;
+    let prefix = ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref())
+        .map_err(|_| ApiError::not_found(namespace::INFO.qualified(), ctx.info.namespace.as_deref().unwrap_or("")))?;
     let snapshot = ctx.server.store.cache().snapshot();
     let mut deleted: Vec<Cached> = Vec::new();
     for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&prefix)..) {
@@ -1213,13 +1033,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Bytes) -> Result<Resp, ApiEr
         }
         deleted.push(obj.clone());
     }
-    let items: Vec<&ServedObject> = deleted
-        .iter()
-        .filter_map(|o| o.body.as_ref().ok())
-        .collect();
+    let items: Vec<&ServedObject> = deleted.iter().filter_map(|o| o.body.as_ref().ok()).collect();
     let rv = ctx.server.store.cache().revision().to_string();
-    Ok(codec::json_response(
-        StatusCode::OK,
-        list_json(info.list_kind, &info.api_version(), &rv, None, None, &items),
-    ))
+    Ok(codec::json_response(StatusCode::OK, list_json(info.list_kind, &info.api_version(), &rv, None, None, &items)))
 }

@@ -13,7 +13,8 @@ pub struct ApiError {
     pub code: StatusCode,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed: errors travel in every `Result` of the request path, so they stay small.
+    pub details: Option<Box<Value>>,
     /// `Retry-After` seconds, for 429 and 503.
     pub retry_after: Option<u32>,
 }
@@ -27,56 +28,35 @@ pub struct Qualified<'a> {
 
 impl std::fmt::Display for Qualified<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() {
-            f.write_str(self.plural)
-        } else {
-            write!(f, "{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { f.write_str(self.plural) } else { write!(f, "{}.{}", self.plural, self.group) }
     }
 }
 
 impl ApiError {
     fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-            retry_after: None,
-        }
+        ApiError { code, reason, message: message.into(), details: None, retry_after: None }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
     pub fn not_found(res: Qualified<'_>, name: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("{res} {} not found", go_quote(name)),
-        )
-        .with_details(json!({"name": name, "group": nonempty(res.group), "kind": res.plural}))
+        Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{res} {} not found", go_quote(name)))
+            .with_details(json!({"name": name, "group": nonempty(res.group), "kind": res.plural}))
     }
 
     pub fn already_exists(res: Qualified<'_>, name: &str) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "AlreadyExists",
-            format!("{res} {} already exists", go_quote(name)),
-        )
-        .with_details(json!({"name": name, "group": nonempty(res.group), "kind": res.plural}))
+        Self::new(StatusCode::CONFLICT, "AlreadyExists", format!("{res} {} already exists", go_quote(name)))
+            .with_details(json!({"name": name, "group": nonempty(res.group), "kind": res.plural}))
     }
 
     pub fn conflict(res: Qualified<'_>, name: &str, why: &str) -> Self {
         Self::new(
             StatusCode::CONFLICT,
             "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {res} {}: {why}",
-                go_quote(name)
-            ),
+            format!("Operation cannot be fulfilled on {res} {}: {why}", go_quote(name)),
         )
         .with_details(json!({"name": name, "group": nonempty(res.group), "kind": res.plural}))
     }
@@ -92,27 +72,15 @@ impl ApiError {
     /// 422 with one cause per field error. `kind` is the Kind (`Secret`), as Kubernetes'
     /// `NewInvalid` names it.
     pub fn invalid(kind: &str, group: &str, name: &str, errs: &[FieldError]) -> Self {
-        let causes: Vec<Value> = errs
-            .iter()
-            .map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field}))
-            .collect();
-        let qualified = if group.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind}.{group}")
-        };
+        let causes: Vec<Value> =
+            errs.iter().map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field})).collect();
+        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Invalid",
-            format!(
-                "{qualified} {} is invalid: {}",
-                go_quote(name),
-                aggregate_message(errs)
-            ),
+            format!("{qualified} {} is invalid: {}", go_quote(name), aggregate_message(errs)),
         )
-        .with_details(
-            json!({"name": name, "group": nonempty(group), "kind": kind, "causes": causes}),
-        )
+        .with_details(json!({"name": name, "group": nonempty(group), "kind": kind, "causes": causes}))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -136,20 +104,12 @@ impl ApiError {
     }
 
     pub fn not_found_path() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-        .with_details(json!({}))
+        Self::new(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource")
+            .with_details(json!({}))
     }
 
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            message,
-        )
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", message)
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
@@ -183,11 +143,7 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            message,
-        );
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message);
         e.retry_after = Some(1);
         e
     }
@@ -208,7 +164,7 @@ impl ApiError {
             "reason": self.reason,
         });
         if let Some(d) = &self.details {
-            let mut d = d.clone();
+            let mut d = (**d).clone();
             if let Some(obj) = d.as_object_mut() {
                 obj.retain(|_, v| !v.is_null());
             }
@@ -220,46 +176,7 @@ impl ApiError {
 }
 
 fn nonempty(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        Value::String(s.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECRETS: Qualified<'static> = Qualified {
-        group: "",
-        plural: "secrets",
-    };
-
-    #[test]
-    fn not_found_matches_kubernetes() {
-        let s = ApiError::not_found(SECRETS, "x").to_status();
-        assert_eq!(
-            s.to_string(),
-            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"x\" not found","reason":"NotFound","details":{"name":"x","kind":"secrets"},"code":404}"#
-        );
-    }
-
-    #[test]
-    fn invalid_lists_causes() {
-        let errs = vec![
-            FieldError::required("data[tls.crt]", ""),
-            FieldError::required("data[tls.key]", ""),
-        ];
-        let s = ApiError::invalid("Secret", "", "db", &errs).to_status();
-        assert_eq!(
-            s["message"],
-            "Secret \"db\" is invalid: [data[tls.crt]: Required value, data[tls.key]: Required value]"
-        );
-        assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueRequired");
-        assert_eq!(s["details"]["causes"][1]["field"], "data[tls.key]");
-        assert_eq!(s["code"], 422);
-    }
+    if s.is_empty() { Value::Null } else { Value::String(s.to_string()) }
 }
 
 impl ApiError {
@@ -272,5 +189,34 @@ impl ApiError {
         self.code = code;
         self.reason = reason;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRETS: Qualified<'static> = Qualified { group: "", plural: "secrets" };
+
+    #[test]
+    fn not_found_matches_kubernetes() {
+        let s = ApiError::not_found(SECRETS, "x").to_status();
+        assert_eq!(
+            s.to_string(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"x\" not found","reason":"NotFound","details":{"name":"x","kind":"secrets"},"code":404}"#
+        );
+    }
+
+    #[test]
+    fn invalid_lists_causes() {
+        let errs = vec![FieldError::required("data[tls.crt]", ""), FieldError::required("data[tls.key]", "")];
+        let s = ApiError::invalid("Secret", "", "db", &errs).to_status();
+        assert_eq!(
+            s["message"],
+            "Secret \"db\" is invalid: [data[tls.crt]: Required value, data[tls.key]: Required value]"
+        );
+        assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueRequired");
+        assert_eq!(s["details"]["causes"][1]["field"], "data[tls.key]");
+        assert_eq!(s["code"], 422);
     }
 }

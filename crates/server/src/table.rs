@@ -30,11 +30,9 @@ pub fn row(obj: &ServedObject, include: IncludeObject, now: i64) -> Value {
         .iter()
         .map(|c| match c {
             Cell::Name => Value::String(obj.name.clone()),
-            Cell::Age => Value::String(
-                obj.created
-                    .map(|t| human_duration(now - t))
-                    .unwrap_or_else(|| "<unknown>".into()),
-            ),
+            Cell::Age => {
+                Value::String(obj.created.map(|t| human_duration(now - t)).unwrap_or_else(|| "<unknown>".into()))
+            }
             Cell::Value(v) => v.clone(),
         })
         .collect();
@@ -79,12 +77,7 @@ pub fn render(
 }
 
 /// A one-row Table for a watch event.
-pub fn event_table(
-    strategy: &dyn Strategy,
-    obj: &ServedObject,
-    include: IncludeObject,
-    revision: u64,
-) -> Value {
+pub fn event_table(strategy: &dyn Strategy, obj: &ServedObject, include: IncludeObject, revision: u64) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

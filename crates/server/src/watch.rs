@@ -49,10 +49,7 @@ pub fn serve(
     let body = StreamBody::new(tokio_stream_from(rx)).boxed();
     let mut r = http::Response::new(body);
     *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     r
 }
 
@@ -63,11 +60,7 @@ fn tokio_stream_from(
 }
 
 /// What one cache event means for this watcher.
-fn translate(
-    ev: &CacheEvent<ServedObject>,
-    filter: &Filter,
-    name: Option<&str>,
-) -> Option<&'static str> {
+fn translate(ev: &CacheEvent<ServedObject>, filter: &Filter, name: Option<&str>) -> Option<&'static str> {
     let ok = |o: &ServedObject| filter.matches(o) && name.is_none_or(|n| o.name == n);
     let now = ev.object.body.as_ref().ok().map(ok)?;
     let before = ev.prev.as_ref().and_then(|p| p.body.as_ref().ok()).map(ok);
@@ -83,13 +76,7 @@ fn translate(
     }
 }
 
-fn event_line(
-    strategy: &dyn Strategy,
-    output: Output,
-    kind: &str,
-    obj: &ServedObject,
-    revision: u64,
-) -> Bytes {
+fn event_line(strategy: &dyn Strategy, output: Output, kind: &str, obj: &ServedObject, revision: u64) -> Bytes {
     let mut line = Vec::with_capacity(obj.json.len() + 40);
     line.extend_from_slice(b"{\"type\":\"");
     line.extend_from_slice(kind.as_bytes());
@@ -110,7 +97,8 @@ fn bookmark_line(info: &'static ResourceInfo, revision: u64, initial_end: bool) 
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    let ev = json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}});
+    let ev =
+        json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}});
     let mut line = serde_json::to_vec(&ev).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
@@ -135,11 +123,7 @@ async fn run(
         if initial_pending && stream.replay_done() {
             initial_pending = false;
             let rev = server.store.cache().revision().max(last_revision);
-            if tx
-                .send(Ok(Frame::data(bookmark_line(info, rev, true))))
-                .await
-                .is_err()
-            {
+            if tx.send(Ok(Frame::data(bookmark_line(info, rev, true)))).await.is_err() {
                 return;
             }
         }

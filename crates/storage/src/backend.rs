@@ -27,8 +27,7 @@ fn check_segment(what: &'static str, s: &str) -> Result<(), InvalidKey> {
         && s != "."
         && s != ".."
         && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
     if ok { Ok(()) } else { Err(InvalidKey { what }) }
 }
 
@@ -39,9 +38,7 @@ impl ObjectKey {
         check_segment("resource", resource)?;
         check_segment("namespace", namespace)?;
         check_segment("name", name)?;
-        Ok(ObjectKey(format!(
-            "{KEY_ROOT}{resource}/{namespace}/{name}"
-        )))
+        Ok(ObjectKey(format!("{KEY_ROOT}{resource}/{namespace}/{name}")))
     }
 
     pub fn cluster(resource: &str, name: &str) -> Result<Self, InvalidKey> {
@@ -64,9 +61,7 @@ impl ObjectKey {
 
     /// Rebuilds a key read back from a backend, re-checking the invariant.
     pub fn from_stored(s: &str) -> Result<Self, InvalidKey> {
-        let rest = s
-            .strip_prefix(KEY_ROOT)
-            .ok_or(InvalidKey { what: "root" })?;
+        let rest = s.strip_prefix(KEY_ROOT).ok_or(InvalidKey { what: "root" })?;
         let parts: Vec<&str> = rest.split('/').collect();
         match parts.as_slice() {
             [r, n] => Self::cluster(r, n),
@@ -86,10 +81,7 @@ impl ObjectKey {
 
     /// The resource segment (`secrets`).
     pub fn resource(&self) -> &str {
-        self.0[KEY_ROOT.len()..]
-            .split('/')
-            .next()
-            .unwrap_or_default()
+        self.0[KEY_ROOT.len()..].split('/').next().unwrap_or_default()
     }
 }
 
@@ -125,24 +117,15 @@ pub enum WriteOp {
     /// Fails with `AlreadyExists` if the key exists.
     Create { key: ObjectKey, value: Vec<u8> },
     /// Fails with `NotFound` if absent, `Conflict` if its `mod_revision` differs.
-    Update {
-        key: ObjectKey,
-        value: Vec<u8>,
-        expected_mod_revision: u64,
-    },
+    Update { key: ObjectKey, value: Vec<u8>, expected_mod_revision: u64 },
     /// Fails with `NotFound` if absent, `Conflict` if a given `mod_revision` differs.
-    Delete {
-        key: ObjectKey,
-        expected_mod_revision: Option<u64>,
-    },
+    Delete { key: ObjectKey, expected_mod_revision: Option<u64> },
 }
 
 impl WriteOp {
     pub fn key(&self) -> &ObjectKey {
         match self {
-            WriteOp::Create { key, .. }
-            | WriteOp::Update { key, .. }
-            | WriteOp::Delete { key, .. } => key,
+            WriteOp::Create { key, .. } | WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } => key,
         }
     }
 }
@@ -164,14 +147,8 @@ pub enum WriteOutcome {
 /// A committed change, delivered to the watch feed in revision order.
 #[derive(Debug, Clone)]
 pub enum BackendEvent {
-    Put {
-        kv: KeyValue,
-    },
-    Delete {
-        key: ObjectKey,
-        revision: u64,
-        prev: KeyValue,
-    },
+    Put { kv: KeyValue },
+    Delete { key: ObjectKey, revision: u64, prev: KeyValue },
 }
 
 impl BackendEvent {
@@ -223,9 +200,7 @@ pub trait Backend: Send + Sync + 'static {
     fn write(&self, op: WriteOp) -> BoxFuture<'_, Result<WriteOutcome, BackendError>>;
 
     /// Loads everything at one revision and starts the feed right after it. Called once.
-    fn start(
-        &self,
-    ) -> BoxFuture<'_, Result<(Snapshot, mpsc::UnboundedReceiver<FeedItem>), BackendError>>;
+    fn start(&self) -> BoxFuture<'_, Result<(Snapshot, mpsc::UnboundedReceiver<FeedItem>), BackendError>>;
 
     /// A short name for logs and metrics (`embedded`, `etcd3`).
     fn name(&self) -> &'static str;
@@ -237,33 +212,16 @@ mod tests {
 
     #[test]
     fn keys_are_structural() {
-        assert_eq!(
-            ObjectKey::namespaced("secrets", "app", "db")
-                .unwrap()
-                .as_str(),
-            "/registry/secrets/app/db"
-        );
-        assert_eq!(
-            ObjectKey::cluster("namespaces", "app").unwrap().as_str(),
-            "/registry/namespaces/app"
-        );
-        assert_eq!(
-            ObjectKey::prefix("secrets", Some("app")).unwrap(),
-            "/registry/secrets/app/"
-        );
+        assert_eq!(ObjectKey::namespaced("secrets", "app", "db").unwrap().as_str(), "/registry/secrets/app/db");
+        assert_eq!(ObjectKey::cluster("namespaces", "app").unwrap().as_str(), "/registry/namespaces/app");
+        assert_eq!(ObjectKey::prefix("secrets", Some("app")).unwrap(), "/registry/secrets/app/");
     }
 
     #[test]
     fn invariant_key_segments_cannot_escape_prefix() {
         for bad in ["", ".", "..", "a/b", "A", "a b", "a\0b", "%2e%2e"] {
-            assert!(
-                ObjectKey::namespaced("secrets", bad, "x").is_err(),
-                "{bad:?}"
-            );
-            assert!(
-                ObjectKey::namespaced("secrets", "ns", bad).is_err(),
-                "{bad:?}"
-            );
+            assert!(ObjectKey::namespaced("secrets", bad, "x").is_err(), "{bad:?}");
+            assert!(ObjectKey::namespaced("secrets", "ns", bad).is_err(), "{bad:?}");
         }
         let k = ObjectKey::namespaced("secrets", "app", "db.v2").unwrap();
         assert_eq!(ObjectKey::from_stored(k.as_str()).unwrap(), k);

@@ -112,10 +112,7 @@ pub struct ListSnapshot<T> {
 
 impl<T> Clone for ListSnapshot<T> {
     fn clone(&self) -> Self {
-        ListSnapshot {
-            revision: self.revision,
-            objects: self.objects.clone(),
-        }
+        ListSnapshot { revision: self.revision, objects: self.objects.clone() }
     }
 }
 
@@ -136,10 +133,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         decoder: Arc<dyn ObjectDecoder<T>>,
         config: CacheConfig,
     ) -> Arc<Self> {
-        let decode = Decode {
-            transformers,
-            decoder,
-        };
+        let decode = Decode { transformers, decoder };
         let mut objects = OrdMap::new();
         for kv in &snapshot.objects {
             let obj = decode.object(kv, kv.mod_revision);
@@ -148,8 +142,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         // Rebuild the event window from the retained history, tracking each key's last state so
         // events carry their previous object where the window knows it.
         let mut events = VecDeque::new();
-        let mut last: std::collections::HashMap<ObjectKey, Arc<CachedObject<T>>> =
-            Default::default();
+        let mut last: std::collections::HashMap<ObjectKey, Arc<CachedObject<T>>> = Default::default();
         let now = Instant::now();
         for ev in &snapshot.history {
             let event = decode.event(ev, last.get(ev_key(ev)).cloned());
@@ -160,12 +153,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         let (revision_tx, _) = watch::channel(snapshot.revision);
         let (broadcast, _) = broadcast::channel(config.watcher_buffer);
         let cache = Arc::new(WatchCache {
-            state: RwLock::new(State {
-                objects,
-                revision: snapshot.revision,
-                events,
-                complete_after,
-            }),
+            state: RwLock::new(State { objects, revision: snapshot.revision, events, complete_after }),
             revision_tx,
             broadcast,
             snapshots: Mutex::new(VecDeque::new()),
@@ -176,11 +164,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         cache
     }
 
-    async fn apply_feed(
-        self: Arc<Self>,
-        mut feed: mpsc::UnboundedReceiver<FeedItem>,
-        decode: Decode<T>,
-    ) {
+    async fn apply_feed(self: Arc<Self>, mut feed: mpsc::UnboundedReceiver<FeedItem>, decode: Decode<T>) {
         while let Some(item) = feed.recv().await {
             match item {
                 FeedItem::Events(batch) => {
@@ -201,9 +185,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
                                 state.objects.remove(&event.object.key);
                             }
                             _ => {
-                                state
-                                    .objects
-                                    .insert(event.object.key.clone(), event.object.clone());
+                                state.objects.insert(event.object.key.clone(), event.object.clone());
                             }
                         }
                         state.revision = event.revision;
@@ -251,10 +233,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
     /// Waits until the cache has applied `revision`, or the deadline passes (returns false).
     pub async fn wait_for(&self, revision: u64, timeout: Duration) -> bool {
         let mut rx = self.revision_tx.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
-            .await
-            .map(|r| r.is_ok())
-            .unwrap_or(false)
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await.map(|r| r.is_ok()).unwrap_or(false)
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<CachedObject<T>>> {
@@ -264,10 +243,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
     /// A consistent snapshot of every object (O(1); iterate it with `range`).
     pub fn snapshot(&self) -> ListSnapshot<T> {
         let state = self.state.read().expect("lock");
-        ListSnapshot {
-            revision: state.revision,
-            objects: state.objects.clone(),
-        }
+        ListSnapshot { revision: state.revision, objects: state.objects.clone() }
     }
 
     /// Keeps a snapshot for later pages of a paginated list.
@@ -294,9 +270,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         let now = Instant::now();
         snaps
             .iter()
-            .find(|(at, s)| {
-                s.revision == revision && now.duration_since(*at) < self.config.snapshot_ttl
-            })
+            .find(|(at, s)| s.revision == revision && now.duration_since(*at) < self.config.snapshot_ttl)
             .map(|(_, s)| s.clone())
     }
 
@@ -304,11 +278,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
     pub fn event_at(&self, revision: u64) -> Option<Arc<CacheEvent<T>>> {
         let state = self.state.read().expect("lock");
         let idx = state.events.partition_point(|(_, e)| e.revision < revision);
-        state
-            .events
-            .get(idx)
-            .filter(|(_, e)| e.revision == revision)
-            .map(|(_, e)| e.clone())
+        state.events.get(idx).filter(|(_, e)| e.revision == revision).map(|(_, e)| e.clone())
     }
 
     /// Starts a watch on every key under `prefix`.
@@ -335,10 +305,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
             }
             WatchStart::After(rv) => {
                 if rv < state.complete_after {
-                    return Err(Expired {
-                        requested: rv,
-                        oldest: state.complete_after,
-                    });
+                    return Err(Expired { requested: rv, oldest: state.complete_after });
                 }
                 let idx = state.events.partition_point(|(_, e)| e.revision <= rv);
                 for (_, ev) in state.events.iter().skip(idx) {
@@ -349,12 +316,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
                 rv.max(state.revision)
             }
         };
-        Ok(WatchStream {
-            initial,
-            rx,
-            prefix: prefix.to_string(),
-            after,
-        })
+        Ok(WatchStream { initial, rx, prefix: prefix.to_string(), after })
     }
 }
 
@@ -395,9 +357,7 @@ impl<T> WatchStream<T> {
         loop {
             match self.rx.recv().await {
                 Ok(ev) => {
-                    if ev.revision <= self.after
-                        || !ev.object.key.as_str().starts_with(&self.prefix)
-                    {
+                    if ev.revision <= self.after || !ev.object.key.as_str().starts_with(&self.prefix) {
                         continue;
                     }
                     return Ok(ev);
@@ -434,33 +394,16 @@ impl<T: 'static> Decode<T> {
         if let Err(reason) = &body {
             tracing::error!(key = %kv.key, %reason, "corrupt object in store");
         }
-        CachedObject {
-            key: kv.key.clone(),
-            revision,
-            body,
-        }
+        CachedObject { key: kv.key.clone(), revision, body }
     }
 
     fn event(&self, ev: &BackendEvent, prev: Option<Arc<CachedObject<T>>>) -> CacheEvent<T> {
         match ev {
             BackendEvent::Put { kv } => {
-                let kind = if kv.create_revision == kv.mod_revision {
-                    EventType::Added
-                } else {
-                    EventType::Modified
-                };
-                CacheEvent {
-                    kind,
-                    revision: kv.mod_revision,
-                    object: Arc::new(self.object(kv, kv.mod_revision)),
-                    prev,
-                }
+                let kind = if kv.create_revision == kv.mod_revision { EventType::Added } else { EventType::Modified };
+                CacheEvent { kind, revision: kv.mod_revision, object: Arc::new(self.object(kv, kv.mod_revision)), prev }
             }
-            BackendEvent::Delete {
-                revision,
-                prev: last,
-                ..
-            } => CacheEvent {
+            BackendEvent::Delete { revision, prev: last, .. } => CacheEvent {
                 kind: EventType::Deleted,
                 revision: *revision,
                 object: Arc::new(self.object(last, *revision)),

@@ -21,8 +21,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{
-    Backend, BackendError, BackendEvent, BoxFuture, FeedItem, KeyValue, ObjectKey, Snapshot,
-    WriteOp, WriteOutcome,
+    Backend, BackendError, BackendEvent, BoxFuture, FeedItem, KeyValue, ObjectKey, Snapshot, WriteOp, WriteOutcome,
 };
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
@@ -55,11 +54,7 @@ pub struct EmbeddedConfig {
 
 impl EmbeddedConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        EmbeddedConfig {
-            path: path.into(),
-            history_window: Duration::from_secs(600),
-            min_history: 1000,
-        }
+        EmbeddedConfig { path: path.into(), history_window: Duration::from_secs(600), min_history: 1000 }
     }
 }
 
@@ -87,10 +82,7 @@ fn internal(e: impl std::fmt::Display) -> BackendError {
 }
 
 fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn encode_object(create_revision: u64, mod_revision: u64, value: &[u8]) -> Vec<u8> {
@@ -103,31 +95,17 @@ fn encode_object(create_revision: u64, mod_revision: u64, value: &[u8]) -> Vec<u
 }
 
 fn decode_object(key: &str, raw: &[u8]) -> Result<KeyValue, BackendError> {
-    let corrupt = |detail: &str| BackendError::Corrupt {
-        key: key.to_string(),
-        detail: detail.to_string(),
-    };
+    let corrupt = |detail: &str| BackendError::Corrupt { key: key.to_string(), detail: detail.to_string() };
     if raw.len() < 17 || raw[0] != FORMAT_V1 {
         return Err(corrupt("unknown record format"));
     }
     let create_revision = u64::from_le_bytes(raw[1..9].try_into().expect("8 bytes"));
     let mod_revision = u64::from_le_bytes(raw[9..17].try_into().expect("8 bytes"));
     let key = ObjectKey::from_stored(key).map_err(|_| corrupt("invalid key"))?;
-    Ok(KeyValue {
-        key,
-        value: raw[17..].to_vec(),
-        create_revision,
-        mod_revision,
-    })
+    Ok(KeyValue { key, value: raw[17..].to_vec(), create_revision, mod_revision })
 }
 
-fn encode_event(
-    kind: u8,
-    millis: u64,
-    key: &ObjectKey,
-    value: &[u8],
-    create_revision: u64,
-) -> Vec<u8> {
+fn encode_event(kind: u8, millis: u64, key: &ObjectKey, value: &[u8], create_revision: u64) -> Vec<u8> {
     let k = key.as_str().as_bytes();
     let mut out = Vec::with_capacity(30 + k.len() + value.len());
     out.push(FORMAT_V1);
@@ -146,10 +124,8 @@ struct DecodedEvent {
 }
 
 fn decode_event(revision: u64, raw: &[u8]) -> Result<DecodedEvent, BackendError> {
-    let corrupt = |detail: &str| BackendError::Corrupt {
-        key: format!("history/{revision}"),
-        detail: detail.to_string(),
-    };
+    let corrupt =
+        |detail: &str| BackendError::Corrupt { key: format!("history/{revision}"), detail: detail.to_string() };
     if raw.len() < 22 || raw[0] != FORMAT_V1 {
         return Err(corrupt("unknown event format"));
     }
@@ -157,31 +133,17 @@ fn decode_event(revision: u64, raw: &[u8]) -> Result<DecodedEvent, BackendError>
     let millis = u64::from_le_bytes(raw[2..10].try_into().expect("8 bytes"));
     let create_revision = u64::from_le_bytes(raw[10..18].try_into().expect("8 bytes"));
     let klen = u32::from_le_bytes(raw[18..22].try_into().expect("4 bytes")) as usize;
-    let key_bytes = raw
-        .get(22..22 + klen)
-        .ok_or_else(|| corrupt("truncated key"))?;
+    let key_bytes = raw.get(22..22 + klen).ok_or_else(|| corrupt("truncated key"))?;
     let key = std::str::from_utf8(key_bytes).map_err(|_| corrupt("invalid key"))?;
     let key = ObjectKey::from_stored(key).map_err(|_| corrupt("invalid key"))?;
     let value = raw[22 + klen..].to_vec();
     let event = match kind {
-        EVENT_PUT => BackendEvent::Put {
-            kv: KeyValue {
-                key,
-                value,
-                create_revision,
-                mod_revision: revision,
-            },
-        },
+        EVENT_PUT => BackendEvent::Put { kv: KeyValue { key, value, create_revision, mod_revision: revision } },
         EVENT_DELETE => BackendEvent::Delete {
             key: key.clone(),
             revision,
             // The previous mod revision is not needed by the cache: it keys deletes by object key.
-            prev: KeyValue {
-                key,
-                value,
-                create_revision,
-                mod_revision: revision,
-            },
+            prev: KeyValue { key, value, create_revision, mod_revision: revision },
         },
         _ => return Err(corrupt("unknown event type")),
     };
@@ -194,9 +156,8 @@ impl EmbeddedBackend {
         if let Some(parent) = config.path.parent() {
             std::fs::create_dir_all(parent).map_err(internal)?;
         }
-        let db = Database::create(&config.path).map_err(|e| {
-            BackendError::Internal(format!("cannot open store {}: {e}", config.path.display()))
-        })?;
+        let db = Database::create(&config.path)
+            .map_err(|e| BackendError::Internal(format!("cannot open store {}: {e}", config.path.display())))?;
         // Make sure the tables exist so readers never see a missing table.
         {
             let txn = db.begin_write().map_err(internal)?;
@@ -206,27 +167,15 @@ impl EmbeddedBackend {
             txn.commit().map_err(internal)?;
         }
         let db = Arc::new(db);
-        let shared = Arc::new(Shared {
-            feed: Mutex::new(None),
-            failed: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared { feed: Mutex::new(None), failed: Mutex::new(None) });
         let (queue, rx) = std_mpsc::channel();
-        let committer = Committer {
-            db: db.clone(),
-            shared: shared.clone(),
-            config: config.clone(),
-            last_compaction: 0,
-        };
+        let committer =
+            Committer { db: db.clone(), shared: shared.clone(), config: config.clone(), last_compaction: 0 };
         std::thread::Builder::new()
             .name("strongroom-committer".into())
             .spawn(move || committer.run(rx))
             .map_err(internal)?;
-        Ok(EmbeddedBackend {
-            db,
-            queue,
-            shared,
-            config,
-        })
+        Ok(EmbeddedBackend { db, queue, shared, config })
     }
 
     pub fn path(&self) -> &Path {
@@ -253,15 +202,10 @@ impl EmbeddedBackend {
         let txn = self.db.begin_write().map_err(internal)?;
         {
             let mut table = txn.open_table(OBJECTS).map_err(internal)?;
-            let old = table
-                .get(key.as_str())
-                .map_err(internal)?
-                .map(|v| decode_object(key.as_str(), v.value()));
+            let old = table.get(key.as_str()).map_err(internal)?.map(|v| decode_object(key.as_str(), v.value()));
             let old = old.ok_or_else(|| BackendError::Internal("no such key".into()))??;
             let raw = encode_object(old.create_revision, old.mod_revision, value);
-            table
-                .insert(key.as_str(), raw.as_slice())
-                .map_err(internal)?;
+            table.insert(key.as_str(), raw.as_slice()).map_err(internal)?;
         }
         txn.commit().map_err(internal)
     }
@@ -269,16 +213,8 @@ impl EmbeddedBackend {
     fn load(&self) -> Result<Snapshot, BackendError> {
         let txn = self.db.begin_read().map_err(internal)?;
         let meta = txn.open_table(META).map_err(internal)?;
-        let revision = meta
-            .get(META_REVISION)
-            .map_err(internal)?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        let compacted = meta
-            .get(META_COMPACTED)
-            .map_err(internal)?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let revision = meta.get(META_REVISION).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
+        let compacted = meta.get(META_COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
         let objects = self.raw_objects()?;
         let history_table = txn.open_table(HISTORY).map_err(internal)?;
         let mut history = Vec::new();
@@ -286,12 +222,7 @@ impl EmbeddedBackend {
             let (rev, raw) = item.map_err(internal)?;
             history.push(decode_event(rev.value(), raw.value())?.event);
         }
-        Ok(Snapshot {
-            revision,
-            objects,
-            history,
-            oldest_resumable: compacted + 1,
-        })
+        Ok(Snapshot { revision, objects, history, oldest_resumable: compacted + 1 })
     }
 }
 
@@ -305,14 +236,11 @@ impl Backend for EmbeddedBackend {
             self.queue
                 .send(Request { op, reply })
                 .map_err(|_| BackendError::Unavailable("the committer has stopped".into()))?;
-            rx.await
-                .map_err(|_| BackendError::Unavailable("the committer has stopped".into()))?
+            rx.await.map_err(|_| BackendError::Unavailable("the committer has stopped".into()))?
         })
     }
 
-    fn start(
-        &self,
-    ) -> BoxFuture<'_, Result<(Snapshot, mpsc::UnboundedReceiver<FeedItem>), BackendError>> {
+    fn start(&self) -> BoxFuture<'_, Result<(Snapshot, mpsc::UnboundedReceiver<FeedItem>), BackendError>> {
         Box::pin(async move {
             // Holding the feed lock keeps the committer from publishing between the snapshot and
             // the feed's start, so the feed begins exactly after the snapshot's revision.
@@ -374,9 +302,7 @@ impl Committer {
             }
             Err(e) => {
                 drop(feed);
-                let reason = format!(
-                    "a commit to the embedded store failed ({e}); restart the server to recover"
-                );
+                let reason = format!("a commit to the embedded store failed ({e}); restart the server to recover");
                 tracing::error!(error = %e, writes = batch.len(), "commit failed; refusing further writes");
                 *self.shared.failed.lock().expect("lock") = Some(reason.clone());
                 for r in batch.drain(..) {
@@ -386,13 +312,9 @@ impl Committer {
         }
     }
 
-    fn apply(
-        &mut self,
-        batch: &[Request],
-    ) -> Result<(Vec<WriteOutcome>, Vec<BackendEvent>), BackendError> {
+    fn apply(&mut self, batch: &[Request]) -> Result<(Vec<WriteOutcome>, Vec<BackendEvent>), BackendError> {
         let mut txn = self.db.begin_write().map_err(internal)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(internal)?;
+        txn.set_durability(Durability::Immediate).map_err(internal)?;
         let millis = now_millis();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
@@ -400,11 +322,7 @@ impl Committer {
             let mut objects = txn.open_table(OBJECTS).map_err(internal)?;
             let mut history = txn.open_table(HISTORY).map_err(internal)?;
             let mut meta = txn.open_table(META).map_err(internal)?;
-            let mut revision = meta
-                .get(META_REVISION)
-                .map_err(internal)?
-                .map(|v| v.value())
-                .unwrap_or(0);
+            let mut revision = meta.get(META_REVISION).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
             for req in batch {
                 let key = req.op.key();
                 let current = match objects.get(key.as_str()).map_err(internal)? {
@@ -416,16 +334,10 @@ impl Committer {
                     (WriteOp::Create { key, value }, None) => {
                         revision += 1;
                         objects
-                            .insert(
-                                key.as_str(),
-                                encode_object(revision, revision, value).as_slice(),
-                            )
+                            .insert(key.as_str(), encode_object(revision, revision, value).as_slice())
                             .map_err(internal)?;
                         history
-                            .insert(
-                                revision,
-                                encode_event(EVENT_PUT, millis, key, value, revision).as_slice(),
-                            )
+                            .insert(revision, encode_event(EVENT_PUT, millis, key, value, revision).as_slice())
                             .map_err(internal)?;
                         events.push(BackendEvent::Put {
                             kv: KeyValue {
@@ -435,34 +347,20 @@ impl Committer {
                                 mod_revision: revision,
                             },
                         });
-                        WriteOutcome::Done {
-                            revision,
-                            prev: None,
-                        }
+                        WriteOutcome::Done { revision, prev: None }
                     }
-                    (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => {
-                        WriteOutcome::NotFound
+                    (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => WriteOutcome::NotFound,
+                    (WriteOp::Update { expected_mod_revision, .. }, Some(cur))
+                        if cur.mod_revision != *expected_mod_revision =>
+                    {
+                        WriteOutcome::Conflict { current_mod_revision: cur.mod_revision }
                     }
-                    (
-                        WriteOp::Update {
-                            expected_mod_revision,
-                            ..
-                        },
-                        Some(cur),
-                    ) if cur.mod_revision != *expected_mod_revision => WriteOutcome::Conflict {
-                        current_mod_revision: cur.mod_revision,
-                    },
                     (WriteOp::Update { key, value, .. }, Some(cur)) => {
                         revision += 1;
                         let c = cur.create_revision;
-                        objects
-                            .insert(key.as_str(), encode_object(c, revision, value).as_slice())
-                            .map_err(internal)?;
+                        objects.insert(key.as_str(), encode_object(c, revision, value).as_slice()).map_err(internal)?;
                         history
-                            .insert(
-                                revision,
-                                encode_event(EVENT_PUT, millis, key, value, c).as_slice(),
-                            )
+                            .insert(revision, encode_event(EVENT_PUT, millis, key, value, c).as_slice())
                             .map_err(internal)?;
                         events.push(BackendEvent::Put {
                             kv: KeyValue {
@@ -472,45 +370,24 @@ impl Committer {
                                 mod_revision: revision,
                             },
                         });
-                        WriteOutcome::Done {
-                            revision,
-                            prev: Some(cur),
-                        }
+                        WriteOutcome::Done { revision, prev: Some(cur) }
                     }
-                    (
-                        WriteOp::Delete {
-                            expected_mod_revision: Some(exp),
-                            ..
-                        },
-                        Some(cur),
-                    ) if cur.mod_revision != *exp => WriteOutcome::Conflict {
-                        current_mod_revision: cur.mod_revision,
-                    },
+                    (WriteOp::Delete { expected_mod_revision: Some(exp), .. }, Some(cur))
+                        if cur.mod_revision != *exp =>
+                    {
+                        WriteOutcome::Conflict { current_mod_revision: cur.mod_revision }
+                    }
                     (WriteOp::Delete { key, .. }, Some(cur)) => {
                         revision += 1;
                         objects.remove(key.as_str()).map_err(internal)?;
                         history
                             .insert(
                                 revision,
-                                encode_event(
-                                    EVENT_DELETE,
-                                    millis,
-                                    key,
-                                    &cur.value,
-                                    cur.create_revision,
-                                )
-                                .as_slice(),
+                                encode_event(EVENT_DELETE, millis, key, &cur.value, cur.create_revision).as_slice(),
                             )
                             .map_err(internal)?;
-                        events.push(BackendEvent::Delete {
-                            key: key.clone(),
-                            revision,
-                            prev: cur.clone(),
-                        });
-                        WriteOutcome::Done {
-                            revision,
-                            prev: Some(cur),
-                        }
+                        events.push(BackendEvent::Delete { key: key.clone(), revision, prev: cur.clone() });
+                        WriteOutcome::Done { revision, prev: Some(cur) }
                     }
                 };
                 outcomes.push(outcome);
@@ -537,11 +414,7 @@ impl Committer {
         self.last_compaction = millis;
         let cutoff_millis = millis.saturating_sub(self.config.history_window.as_millis() as u64);
         let keep_from = revision.saturating_sub(self.config.min_history) + 1;
-        let mut compact_to = meta
-            .get(META_COMPACTED)
-            .map_err(internal)?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let mut compact_to = meta.get(META_COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
         let mut doomed = Vec::new();
         for item in history.range(compact_to + 1..keep_from).map_err(internal)? {
             let (rev, raw) = item.map_err(internal)?;
@@ -563,11 +436,7 @@ impl Committer {
             history.remove(*rev).map_err(internal)?;
         }
         meta.insert(META_COMPACTED, compact_to).map_err(internal)?;
-        tracing::debug!(
-            events = doomed.len(),
-            compacted = compact_to,
-            "compacted watch history"
-        );
+        tracing::debug!(events = doomed.len(), compacted = compact_to, "compacted watch history");
         Ok(())
     }
 }

@@ -30,10 +30,7 @@ pub enum StoreError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error("cannot encrypt {key}: {source}")]
-    Transform {
-        key: ObjectKey,
-        source: TransformError,
-    },
+    Transform { key: ObjectKey, source: TransformError },
     #[error("the write of {key} is durable but the cache did not apply it within {timeout:?}")]
     CacheTimeout { key: ObjectKey, timeout: Duration },
 }
@@ -65,11 +62,7 @@ impl<T: Send + Sync + 'static> Store<T> {
             "store loaded"
         );
         let cache = WatchCache::start(snapshot, feed, transformers.clone(), decoder, config);
-        Ok(Store {
-            backend,
-            transformers,
-            cache,
-        })
+        Ok(Store { backend, transformers, cache })
     }
 
     pub fn cache(&self) -> &WatchCache<T> {
@@ -88,26 +81,13 @@ impl<T: Send + Sync + 'static> Store<T> {
         self.transformers
             .for_resource(key.resource())
             .transform_to_storage(plaintext, key.as_str())
-            .map_err(|source| StoreError::Transform {
-                key: key.clone(),
-                source,
-            })
+            .map_err(|source| StoreError::Transform { key: key.clone(), source })
     }
 
     /// Creates `key`; answers with the object as the cache now serves it.
-    pub async fn create(
-        &self,
-        key: &ObjectKey,
-        plaintext: &[u8],
-    ) -> Result<Arc<CachedObject<T>>, StoreError> {
+    pub async fn create(&self, key: &ObjectKey, plaintext: &[u8]) -> Result<Arc<CachedObject<T>>, StoreError> {
         let value = self.encrypt(key, plaintext)?;
-        let outcome = self
-            .backend
-            .write(WriteOp::Create {
-                key: key.clone(),
-                value,
-            })
-            .await?;
+        let outcome = self.backend.write(WriteOp::Create { key: key.clone(), value }).await?;
         self.finish(key, outcome).await
     }
 
@@ -119,11 +99,7 @@ impl<T: Send + Sync + 'static> Store<T> {
         expected_revision: u64,
     ) -> Result<Arc<CachedObject<T>>, StoreError> {
         let value = self.encrypt(key, plaintext)?;
-        let op = WriteOp::Update {
-            key: key.clone(),
-            value,
-            expected_mod_revision: expected_revision,
-        };
+        let op = WriteOp::Update { key: key.clone(), value, expected_mod_revision: expected_revision };
         let outcome = self.backend.write(op).await?;
         self.finish(key, outcome).await
     }
@@ -135,49 +111,31 @@ impl<T: Send + Sync + 'static> Store<T> {
         key: &ObjectKey,
         expected_revision: Option<u64>,
     ) -> Result<Arc<CachedObject<T>>, StoreError> {
-        let op = WriteOp::Delete {
-            key: key.clone(),
-            expected_mod_revision: expected_revision,
-        };
+        let op = WriteOp::Delete { key: key.clone(), expected_mod_revision: expected_revision };
         let outcome = self.backend.write(op).await?;
         self.finish(key, outcome).await
     }
 
-    async fn finish(
-        &self,
-        key: &ObjectKey,
-        outcome: WriteOutcome,
-    ) -> Result<Arc<CachedObject<T>>, StoreError> {
+    async fn finish(&self, key: &ObjectKey, outcome: WriteOutcome) -> Result<Arc<CachedObject<T>>, StoreError> {
         let revision = match outcome {
             WriteOutcome::Done { revision, .. } => revision,
             WriteOutcome::AlreadyExists => {
                 return Err(StoreError::AlreadyExists { key: key.clone() });
             }
             WriteOutcome::NotFound => return Err(StoreError::NotFound { key: key.clone() }),
-            WriteOutcome::Conflict {
-                current_mod_revision,
-            } => {
-                return Err(StoreError::Conflict {
-                    key: key.clone(),
-                    current: current_mod_revision,
-                });
+            WriteOutcome::Conflict { current_mod_revision } => {
+                return Err(StoreError::Conflict { key: key.clone(), current: current_mod_revision });
             }
         };
         // Read-your-writes: answer only once the cache serves this revision.
         if !self.cache.wait_for(revision, APPLY_TIMEOUT).await {
-            return Err(StoreError::CacheTimeout {
-                key: key.clone(),
-                timeout: APPLY_TIMEOUT,
-            });
+            return Err(StoreError::CacheTimeout { key: key.clone(), timeout: APPLY_TIMEOUT });
         }
         match self.cache.event_at(revision) {
             Some(ev) => Ok(ev.object.clone()),
             // The window cannot have dropped an event this young unless it is misconfigured; fall
             // back to the current state, which is at least as new.
-            None => self
-                .cache
-                .get(key)
-                .ok_or_else(|| StoreError::NotFound { key: key.clone() }),
+            None => self.cache.get(key).ok_or_else(|| StoreError::NotFound { key: key.clone() }),
         }
     }
 }

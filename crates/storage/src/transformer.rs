@@ -66,35 +66,19 @@ pub enum TransformError {
     #[error("could not read encryption configuration {}: {source}", path.display())]
     ReadConfig { path: PathBuf, source: io::Error },
     #[error("invalid encryption configuration{}: {reason}", in_file(path))]
-    InvalidConfig {
-        path: Option<PathBuf>,
-        reason: String,
-    },
+    InvalidConfig { path: Option<PathBuf>, reason: String },
     #[error("could not create the default encryption configuration {}: {source}", path.display())]
     WriteDefault { path: PathBuf, source: io::Error },
-    #[error(
-        "could not encrypt the value for {storage_key} with key {key_name:?} of provider {provider}"
-    )]
-    Encrypt {
-        storage_key: String,
-        provider: &'static str,
-        key_name: String,
-    },
+    #[error("could not encrypt the value for {storage_key} with key {key_name:?} of provider {provider}")]
+    Encrypt { storage_key: String, provider: &'static str, key_name: String },
     #[error(
         "could not decrypt the value at {storage_key} with key {key_name:?} of provider {provider}: wrong key or corrupt data"
     )]
-    Decrypt {
-        storage_key: String,
-        provider: &'static str,
-        key_name: String,
-    },
+    Decrypt { storage_key: String, provider: &'static str, key_name: String },
     #[error(
         "no configured provider can read the value at {storage_key} (written by {written_by}); the encryption configuration for this resource does not list it"
     )]
-    NoMatchingProvider {
-        storage_key: String,
-        written_by: String,
-    },
+    NoMatchingProvider { storage_key: String, written_by: String },
 }
 
 fn in_file(path: &Option<PathBuf>) -> String {
@@ -105,10 +89,7 @@ fn in_file(path: &Option<PathBuf>) -> String {
 }
 
 fn invalid(reason: impl Into<String>) -> TransformError {
-    TransformError::InvalidConfig {
-        path: None,
-        reason: reason.into(),
-    }
+    TransformError::InvalidConfig { path: None, reason: reason.into() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,13 +132,7 @@ impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.provider {
             Provider::Identity => f.write_str("identity"),
-            p => write!(
-                f,
-                "{}:{} (<redacted {}-byte key>)",
-                p.name(),
-                self.key_name,
-                self.key.len()
-            ),
+            p => write!(f, "{}:{} (<redacted {}-byte key>)", p.name(), self.key_name, self.key.len()),
         }
     }
 }
@@ -202,8 +177,7 @@ impl Entry {
                 out.extend_from_slice(plaintext);
                 let (head, body) = out.split_at_mut(p + GCM_NONCE_LEN);
                 let nonce = GcmNonce::<U12>::clone_from_slice(&head[p..]);
-                let tag = gcm_encrypt(&self.key, &nonce, storage_key.as_bytes(), body)
-                    .map_err(|()| fail())?;
+                let tag = gcm_encrypt(&self.key, &nonce, storage_key.as_bytes(), body).map_err(|()| fail())?;
                 out.extend_from_slice(&tag);
                 Ok(out)
             }
@@ -221,9 +195,7 @@ impl Entry {
             }
             Provider::Secretbox => {
                 // prefix · nonce · tag · ciphertext (NaCl's secretbox layout, as Go's Seal writes it).
-                let mut out = Vec::with_capacity(
-                    p + SECRETBOX_NONCE_LEN + SECRETBOX_TAG_LEN + plaintext.len(),
-                );
+                let mut out = Vec::with_capacity(p + SECRETBOX_NONCE_LEN + SECRETBOX_TAG_LEN + plaintext.len());
                 out.extend_from_slice(&self.prefix);
                 out.resize(p + SECRETBOX_NONCE_LEN, 0);
                 OsRng.try_fill_bytes(&mut out[p..]).map_err(|_| fail())?;
@@ -231,11 +203,8 @@ impl Entry {
                 out.extend_from_slice(plaintext);
                 let (head, body) = out.split_at_mut(p + SECRETBOX_NONCE_LEN + SECRETBOX_TAG_LEN);
                 let cipher = XSalsa20Poly1305::new_from_slice(&self.key).map_err(|_| fail())?;
-                let nonce =
-                    crypto_secretbox::Nonce::clone_from_slice(&head[p..p + SECRETBOX_NONCE_LEN]);
-                let tag = cipher
-                    .encrypt_in_place_detached(&nonce, b"", body)
-                    .map_err(|_| fail())?;
+                let nonce = crypto_secretbox::Nonce::clone_from_slice(&head[p..p + SECRETBOX_NONCE_LEN]);
+                let tag = cipher.encrypt_in_place_detached(&nonce, b"", body).map_err(|_| fail())?;
                 head[p + SECRETBOX_NONCE_LEN..].copy_from_slice(&tag);
                 Ok(out)
             }
@@ -297,34 +266,23 @@ impl Entry {
     }
 }
 
-fn gcm_encrypt(
-    key: &[u8],
-    nonce: &GcmNonce<U12>,
-    aad: &[u8],
-    buf: &mut [u8],
-) -> Result<GcmTag, ()> {
+fn gcm_encrypt(key: &[u8], nonce: &GcmNonce<U12>, aad: &[u8], buf: &mut [u8]) -> Result<GcmTag, ()> {
     let tag = match key.len() {
-        16 => AesGcm::<aes::Aes128, U12>::new_from_slice(key)
-            .map_err(|_| ())?
-            .encrypt_in_place_detached(nonce, aad, buf),
-        24 => AesGcm::<aes::Aes192, U12>::new_from_slice(key)
-            .map_err(|_| ())?
-            .encrypt_in_place_detached(nonce, aad, buf),
-        32 => AesGcm::<aes::Aes256, U12>::new_from_slice(key)
-            .map_err(|_| ())?
-            .encrypt_in_place_detached(nonce, aad, buf),
+        16 => {
+            AesGcm::<aes::Aes128, U12>::new_from_slice(key).map_err(|_| ())?.encrypt_in_place_detached(nonce, aad, buf)
+        }
+        24 => {
+            AesGcm::<aes::Aes192, U12>::new_from_slice(key).map_err(|_| ())?.encrypt_in_place_detached(nonce, aad, buf)
+        }
+        32 => {
+            AesGcm::<aes::Aes256, U12>::new_from_slice(key).map_err(|_| ())?.encrypt_in_place_detached(nonce, aad, buf)
+        }
         _ => return Err(()),
     };
     tag.map_err(|_| ())
 }
 
-fn gcm_decrypt(
-    key: &[u8],
-    nonce: &GcmNonce<U12>,
-    aad: &[u8],
-    buf: &mut [u8],
-    tag: &GcmTag,
-) -> Result<(), ()> {
+fn gcm_decrypt(key: &[u8], nonce: &GcmNonce<U12>, aad: &[u8], buf: &mut [u8], tag: &GcmTag) -> Result<(), ()> {
     let result = match key.len() {
         16 => AesGcm::<aes::Aes128, U12>::new_from_slice(key)
             .map_err(|_| ())?
@@ -401,18 +359,12 @@ impl fmt::Debug for Transformer {
 
 impl Transformer {
     fn identity() -> Self {
-        Transformer {
-            entries: vec![Arc::new(Entry::identity())],
-        }
+        Transformer { entries: vec![Arc::new(Entry::identity())] }
     }
 
     /// Encrypts `plaintext` with the first provider's first key; `aesgcm` binds the result to
     /// `storage_key`.
-    pub fn transform_to_storage(
-        &self,
-        plaintext: &[u8],
-        storage_key: &str,
-    ) -> Result<Vec<u8>, TransformError> {
+    pub fn transform_to_storage(&self, plaintext: &[u8], storage_key: &str) -> Result<Vec<u8>, TransformError> {
         self.entries[0].encrypt(plaintext, storage_key)
     }
 
@@ -494,12 +446,7 @@ fn describe_stored(stored: &[u8]) -> String {
     if version == b"v1" {
         format!("{}:{}", printable(provider), printable(key))
     } else {
-        format!(
-            "{}:{}:{}",
-            printable(provider),
-            printable(version),
-            printable(key)
-        )
+        format!("{}:{}:{}", printable(provider), printable(version), printable(key))
     }
 }
 
@@ -527,10 +474,7 @@ impl fmt::Debug for Transformers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
         for rule in &self.rules {
-            map.entry(
-                &group_resource_string(&rule.group, &rule.resource),
-                &rule.transformer,
-            );
+            map.entry(&group_resource_string(&rule.group, &rule.resource), &rule.transformer);
         }
         map.finish()
     }
@@ -547,11 +491,7 @@ fn parse_group_resource(s: &str) -> (&str, &str) {
 
 fn group_resource_string(group: &str, resource: &str) -> String {
     if group.is_empty() {
-        if resource == "*" {
-            "*.".to_owned()
-        } else {
-            resource.to_owned()
-        }
+        if resource == "*" { "*.".to_owned() } else { resource.to_owned() }
     } else {
         format!("{resource}.{group}")
     }
@@ -560,11 +500,9 @@ fn group_resource_string(group: &str, resource: &str) -> String {
 impl Transformers {
     /// Reads a YAML or JSON `EncryptionConfiguration`.
     pub fn from_config_file(path: &Path) -> Result<Self, TransformError> {
-        let bytes =
-            Zeroizing::new(fs::read(path).map_err(|source| TransformError::ReadConfig {
-                path: path.to_owned(),
-                source,
-            })?);
+        let bytes = Zeroizing::new(
+            fs::read(path).map_err(|source| TransformError::ReadConfig { path: path.to_owned(), source })?,
+        );
         if let Ok(meta) = fs::metadata(path) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
@@ -576,10 +514,9 @@ impl Transformers {
             }
         }
         Self::from_config_bytes(&bytes).map_err(|err| match err {
-            TransformError::InvalidConfig { path: None, reason } => TransformError::InvalidConfig {
-                path: Some(path.to_owned()),
-                reason,
-            },
+            TransformError::InvalidConfig { path: None, reason } => {
+                TransformError::InvalidConfig { path: Some(path.to_owned()), reason }
+            }
             other => other,
         })
     }
@@ -603,47 +540,27 @@ impl Transformers {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(TransformError::ReadConfig { path, source }),
         }
-        let write_err = |source: io::Error| TransformError::WriteDefault {
-            path: path.clone(),
-            source,
-        };
+        let write_err = |source: io::Error| TransformError::WriteDefault { path: path.clone(), source };
 
         if !data_dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(data_dir)
-                .map_err(write_err)?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir).map_err(write_err)?;
             // The new directory's own entry must be durable too, or the key file can vanish
             // with it after a crash.
             if let Some(parent) = data_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::File::open(parent)
-                    .and_then(|dir| dir.sync_all())
-                    .map_err(write_err)?;
+                fs::File::open(parent).and_then(|dir| dir.sync_all()).map_err(write_err)?;
             }
         }
         let mut key = Zeroizing::new([0u8; 32]);
-        OsRng
-            .try_fill_bytes(&mut key[..])
-            .map_err(|e| write_err(io::Error::other(e)))?;
+        OsRng.try_fill_bytes(&mut key[..]).map_err(|e| write_err(io::Error::other(e)))?;
         let secret = Zeroizing::new(BASE64.encode(&key[..]));
-        let (y, m, d) = civil_date(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|t| t.as_secs())
-                .unwrap_or(0),
-        );
+        let (y, m, d) = civil_date(SystemTime::now().duration_since(UNIX_EPOCH).map(|t| t.as_secs()).unwrap_or(0));
         let key_name = format!("key-{y:04}{m:02}{d:02}");
         let contents = Zeroizing::new(default_config_yaml(&key_name, &secret));
 
         let tmp = data_dir.join(format!(".{DEFAULT_CONFIG_FILE}.{}.tmp", std::process::id()));
         let _ = fs::remove_file(&tmp);
         let published = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             // The mode passed to open is filtered by the umask; set it exactly.
             file.set_permissions(fs::Permissions::from_mode(0o600))?;
             file.write_all(contents.as_bytes())?;
@@ -660,9 +577,7 @@ impl Transformers {
             }
             Err(e) => return Err(write_err(e)),
         }
-        fs::File::open(data_dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(write_err)?;
+        fs::File::open(data_dir).and_then(|dir| dir.sync_all()).map_err(write_err)?;
         tracing::info!(
             path = %path.display(),
             key = %key_name,
@@ -675,11 +590,7 @@ impl Transformers {
     /// `resource.group` for other groups (`roles.rbac.authorization.k8s.io`).
     pub fn for_resource(&self, resource: &str) -> &Transformer {
         let (group, resource) = parse_group_resource(resource);
-        let find = |g: &str, r: &str| {
-            self.rules
-                .iter()
-                .find(|rule| rule.group == g && rule.resource == r)
-        };
+        let find = |g: &str, r: &str| self.rules.iter().find(|rule| rule.group == g && rule.resource == r);
         find(group, resource)
             .or_else(|| find(group, "*"))
             .or_else(|| find("*", "*"))
@@ -900,14 +811,10 @@ fn build(config: ConfigFile) -> Result<Transformers, TransformError> {
     for (i, rc) in config.resources.iter().enumerate() {
         let at = format!("resources[{i}]");
         if rc.resources.is_empty() {
-            return Err(invalid(format!(
-                "{at}.resources: at least one resource is required"
-            )));
+            return Err(invalid(format!("{at}.resources: at least one resource is required")));
         }
         if rc.providers.is_empty() {
-            return Err(invalid(format!(
-                "{at}.providers: at least one provider is required"
-            )));
+            return Err(invalid(format!("{at}.providers: at least one provider is required")));
         }
         validate_resource_names(&rc.resources, &at)?;
         validate_resource_overlap(&rc.resources, &at)?;
@@ -930,26 +837,18 @@ fn build(config: ConfigFile) -> Result<Transformers, TransformError> {
                     )));
                 }
             }
-            match rules
-                .iter_mut()
-                .find(|r| r.group == group && r.resource == resource)
-            {
+            match rules.iter_mut().find(|r| r.group == group && r.resource == resource) {
                 // Listed again in a later entry: its providers are tried after the earlier ones.
                 Some(rule) => rule.transformer.entries.extend(entries.iter().cloned()),
                 None => rules.push(Rule {
                     group: group.to_owned(),
                     resource: resource.to_owned(),
-                    transformer: Transformer {
-                        entries: entries.clone(),
-                    },
+                    transformer: Transformer { entries: entries.clone() },
                 }),
             }
         }
     }
-    Ok(Transformers {
-        rules,
-        identity: Transformer::identity(),
-    })
+    Ok(Transformers { rules, identity: Transformer::identity() })
 }
 
 fn validate_resource_names(resources: &[String], at: &str) -> Result<(), TransformError> {
@@ -960,29 +859,20 @@ fn validate_resource_names(resources: &[String], at: &str) -> Result<(), Transfo
         } else if name.to_lowercase() != *name {
             Some("resource name should not contain capital letters")
         } else if name == "*" {
-            Some(
-                "use '*.' to encrypt all the resources from core API group or '*.*' to encrypt all resources",
-            )
-        } else if matches!(
-            name.as_str(),
-            "apiserveripinfo" | "serviceipallocations" | "servicenodeportallocations"
-        ) {
+            Some("use '*.' to encrypt all the resources from core API group or '*.*' to encrypt all resources")
+        } else if matches!(name.as_str(), "apiserveripinfo" | "serviceipallocations" | "servicenodeportallocations") {
             Some("resources which do not have REST API/s cannot be encrypted")
         } else if group == "*" && resource != "*" {
             Some("encrypting the same resource across groups is not supported")
         } else if group == "events.k8s.io" {
-            Some(
-                "'*.events.k8s.io' objects are stored using the 'events' API group; use 'events' instead",
-            )
+            Some("'*.events.k8s.io' objects are stored using the 'events' API group; use 'events' instead")
         } else if group == "extensions" {
             Some("'extensions' group has been removed and cannot be used for encryption")
         } else {
             None
         };
         if let Some(problem) = problem {
-            return Err(invalid(format!(
-                "{at}.resources[{k}]: {problem}, got {name:?}"
-            )));
+            return Err(invalid(format!("{at}.resources[{k}]: {problem}, got {name:?}")));
         }
     }
     Ok(())
@@ -1012,10 +902,7 @@ fn validate_resource_overlap(resources: &[String], at: &str) -> Result<(), Trans
     Ok(())
 }
 
-fn provider_entries(
-    provider: &ProviderConfig,
-    at: &str,
-) -> Result<Vec<Arc<Entry>>, TransformError> {
+fn provider_entries(provider: &ProviderConfig, at: &str) -> Result<Vec<Arc<Entry>>, TransformError> {
     let kinds = [
         provider.aesgcm.is_some(),
         provider.aescbc.is_some(),
@@ -1056,33 +943,22 @@ fn provider_entries(
     };
     let name = kind.name();
     if keys.keys.is_empty() {
-        return Err(invalid(format!(
-            "{at}.{name}.keys: provider {name} needs at least one key"
-        )));
+        return Err(invalid(format!("{at}.{name}.keys: provider {name} needs at least one key")));
     }
     let mut entries = Vec::with_capacity(keys.keys.len());
     for (k, key) in keys.keys.iter().enumerate() {
         let at = format!("{at}.{name}.keys[{k}]");
         if key.name.is_empty() {
-            return Err(invalid(format!(
-                "{at}: a key of provider {name} has no name"
-            )));
+            return Err(invalid(format!("{at}: a key of provider {name} has no name")));
         }
         let key_name = &key.name;
         if key.secret.0.is_empty() {
-            return Err(invalid(format!(
-                "{at}: key {key_name:?} of provider {name} has no secret"
-            )));
+            return Err(invalid(format!("{at}: key {key_name:?} of provider {name} has no secret")));
         }
         // The decoder's own error would quote the offending byte of the secret; say only what is wrong.
-        let material = BASE64
-            .decode(key.secret.0.as_bytes())
-            .map(Zeroizing::new)
-            .map_err(|_| {
-                invalid(format!(
-                    "{at}: secret for key {key_name:?} of provider {name} is not valid base64"
-                ))
-            })?;
+        let material = BASE64.decode(key.secret.0.as_bytes()).map(Zeroizing::new).map_err(|_| {
+            invalid(format!("{at}: secret for key {key_name:?} of provider {name} is not valid base64"))
+        })?;
         if !sizes.contains(&material.len()) {
             return Err(invalid(format!(
                 "secret for key {key_name:?} of provider {name} must be {sizes_text} bytes, got {} (at {at})",
@@ -1118,9 +994,7 @@ mod tests {
     fn aes(provider: &str, keys: &[(&str, &str)]) -> String {
         let mut s = format!("      - {provider}:\n          keys:\n");
         for (name, secret) in keys {
-            s.push_str(&format!(
-                "            - name: {name}\n              secret: {secret}\n"
-            ));
+            s.push_str(&format!("            - name: {name}\n              secret: {secret}\n"));
         }
         s
     }
@@ -1132,16 +1006,11 @@ mod tests {
     }
 
     fn config_error(yaml: &str) -> String {
-        Transformers::from_config_bytes(yaml.as_bytes())
-            .unwrap_err()
-            .to_string()
+        Transformers::from_config_bytes(yaml.as_bytes()).unwrap_err().to_string()
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     const PLAINTEXT: &[u8] = br#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"golden","namespace":"default"},"data":{"password":"aHVudGVyMg=="}}
@@ -1215,28 +1084,13 @@ mod tests {
     #[test]
     fn written_prefix_and_payload_layout_match_kubernetes() {
         let lens = [
-            (
-                aes("aesgcm", &[("key1", KEY32_A)]),
-                "k8s:enc:aesgcm:v1:key1:",
-                12 + 16,
-            ),
-            (
-                aes("aescbc", &[("key1", KEY32_A)]),
-                "k8s:enc:aescbc:v1:key1:",
-                16 + 16,
-            ), // IV + a full padding block
-            (
-                aes("secretbox", &[("key1", KEY32_A)]),
-                "k8s:enc:secretbox:v1:key1:",
-                24 + 16,
-            ),
+            (aes("aesgcm", &[("key1", KEY32_A)]), "k8s:enc:aesgcm:v1:key1:", 12 + 16),
+            (aes("aescbc", &[("key1", KEY32_A)]), "k8s:enc:aescbc:v1:key1:", 16 + 16), // IV + a full padding block
+            (aes("secretbox", &[("key1", KEY32_A)]), "k8s:enc:secretbox:v1:key1:", 24 + 16),
         ];
         for (providers, prefix, overhead) in lens {
             let all = transformers(&providers);
-            let stored = all
-                .for_resource("secrets")
-                .transform_to_storage(b"0123456789abcdef", SK)
-                .unwrap();
+            let stored = all.for_resource("secrets").transform_to_storage(b"0123456789abcdef", SK).unwrap();
             assert!(stored.starts_with(prefix.as_bytes()));
             assert_eq!(stored.len(), prefix.len() + 16 + overhead, "{prefix}");
         }
@@ -1246,12 +1100,8 @@ mod tests {
     fn aesgcm_binds_the_storage_key() {
         let all = transformers(&aes("aesgcm", &[("key1", KEY32_A)]));
         let t = all.for_resource("secrets");
-        let stored = t
-            .transform_to_storage(b"payload", "/registry/secrets/a/one")
-            .unwrap();
-        let err = t
-            .transform_from_storage(&stored, "/registry/secrets/a/two")
-            .unwrap_err();
+        let stored = t.transform_to_storage(b"payload", "/registry/secrets/a/one").unwrap();
+        let err = t.transform_from_storage(&stored, "/registry/secrets/a/two").unwrap_err();
         assert_eq!(
             err.to_string(),
             "could not decrypt the value at /registry/secrets/a/two with key \"key1\" of provider aesgcm: wrong key or corrupt data"
@@ -1267,29 +1117,16 @@ mod tests {
 
     #[test]
     fn tampering_with_any_byte_fails_for_authenticated_providers() {
-        for providers in [
-            aes("aesgcm", &[("key1", KEY32_A)]),
-            aes("secretbox", &[("key1", KEY32_A)]),
-        ] {
+        for providers in [aes("aesgcm", &[("key1", KEY32_A)]), aes("secretbox", &[("key1", KEY32_A)])] {
             let all = transformers(&providers);
             let t = all.for_resource("secrets");
             let stored = t.transform_to_storage(PLAINTEXT, SK).unwrap();
-            let prefix_len = stored
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b':')
-                .nth(4)
-                .unwrap()
-                .0
-                + 1;
+            let prefix_len = stored.iter().enumerate().filter(|(_, b)| **b == b':').nth(4).unwrap().0 + 1;
             for i in prefix_len..stored.len() {
                 let mut bad = stored.clone();
                 bad[i] ^= 0x01;
                 assert!(
-                    matches!(
-                        t.transform_from_storage(&bad, SK),
-                        Err(TransformError::Decrypt { .. })
-                    ),
+                    matches!(t.transform_from_storage(&bad, SK), Err(TransformError::Decrypt { .. })),
                     "{providers} byte {i}"
                 );
             }
@@ -1312,26 +1149,11 @@ mod tests {
         let mut messages = Vec::new();
         let mut last_block_flipped = stored.clone();
         *last_block_flipped.last_mut().unwrap() ^= 0x5a; // garbles the padding
-        messages.push(
-            t.transform_from_storage(&last_block_flipped, SK)
-                .unwrap_err()
-                .to_string(),
-        );
-        messages.push(
-            t.transform_from_storage(&stored[..stored.len() - 1], SK)
-                .unwrap_err()
-                .to_string(),
-        );
-        messages.push(
-            t.transform_from_storage(b"k8s:enc:aescbc:v1:key1:", SK)
-                .unwrap_err()
-                .to_string(),
-        );
+        messages.push(t.transform_from_storage(&last_block_flipped, SK).unwrap_err().to_string());
+        messages.push(t.transform_from_storage(&stored[..stored.len() - 1], SK).unwrap_err().to_string());
+        messages.push(t.transform_from_storage(b"k8s:enc:aescbc:v1:key1:", SK).unwrap_err().to_string());
         let other = transformers(&aes("aescbc", &[("key1", KEY32_B)]));
-        if let Err(e) = other
-            .for_resource("secrets")
-            .transform_from_storage(&stored, SK)
-        {
+        if let Err(e) = other.for_resource("secrets").transform_from_storage(&stored, SK) {
             messages.push(e.to_string());
         }
         assert!(messages.len() >= 3);
@@ -1349,20 +1171,14 @@ mod tests {
         ] {
             let all = transformers(&providers);
             let t = all.for_resource("secrets");
-            assert_ne!(
-                t.transform_to_storage(PLAINTEXT, SK).unwrap(),
-                t.transform_to_storage(PLAINTEXT, SK).unwrap()
-            );
+            assert_ne!(t.transform_to_storage(PLAINTEXT, SK).unwrap(), t.transform_to_storage(PLAINTEXT, SK).unwrap());
         }
     }
 
     #[test]
     fn rotation_new_key_first_reads_old_values_as_stale() {
         let old = transformers(&aes("aesgcm", &[("key1", KEY32_A)]));
-        let stored_old = old
-            .for_resource("secrets")
-            .transform_to_storage(PLAINTEXT, SK)
-            .unwrap();
+        let stored_old = old.for_resource("secrets").transform_to_storage(PLAINTEXT, SK).unwrap();
 
         let rotated = transformers(&aes("aesgcm", &[("key2", KEY32_B), ("key1", KEY32_A)]));
         let t = rotated.for_resource("secrets");
@@ -1378,15 +1194,9 @@ mod tests {
         assert!(!stale);
 
         // Switching provider: a new secretbox provider first, the old aesgcm one second.
-        let switched = transformers(&format!(
-            "{}{}",
-            aes("secretbox", &[("sb", KEY32_B)]),
-            aes("aesgcm", &[("key1", KEY32_A)])
-        ));
-        let (_, stale) = switched
-            .for_resource("secrets")
-            .transform_from_storage(&stored_old, SK)
-            .unwrap();
+        let switched =
+            transformers(&format!("{}{}", aes("secretbox", &[("sb", KEY32_B)]), aes("aesgcm", &[("key1", KEY32_A)])));
+        let (_, stale) = switched.for_resource("secrets").transform_from_storage(&stored_old, SK).unwrap();
         assert!(stale);
 
         // Once the old key is removed, the old value no longer reads, and the error names its key.
@@ -1412,9 +1222,7 @@ mod tests {
             .for_resource("secrets")
             .transform_from_storage(&stored, SK)
             .unwrap_err();
-        assert!(
-            matches!(err, TransformError::Decrypt { provider: "aesgcm", ref key_name, .. } if key_name == "key1")
-        );
+        assert!(matches!(err, TransformError::Decrypt { provider: "aesgcm", ref key_name, .. } if key_name == "key1"));
     }
 
     #[test]
@@ -1423,10 +1231,7 @@ mod tests {
             .for_resource("secrets")
             .transform_to_storage(PLAINTEXT, SK)
             .unwrap();
-        let all = transformers(&format!(
-            "{IDENTITY}{}",
-            aes("aesgcm", &[("key1", KEY32_A)])
-        ));
+        let all = transformers(&format!("{IDENTITY}{}", aes("aesgcm", &[("key1", KEY32_A)])));
         assert!(all.writes_plaintext("secrets"));
         let t = all.for_resource("secrets");
         assert_eq!(t.transform_to_storage(PLAINTEXT, SK).unwrap(), PLAINTEXT);
@@ -1440,15 +1245,9 @@ mod tests {
 
     #[test]
     fn identity_last_reads_plaintext_as_stale() {
-        let all = transformers(&format!(
-            "{}{IDENTITY}",
-            aes("aesgcm", &[("key1", KEY32_A)])
-        ));
+        let all = transformers(&format!("{}{IDENTITY}", aes("aesgcm", &[("key1", KEY32_A)])));
         assert!(!all.writes_plaintext("secrets"));
-        let (plain, stale) = all
-            .for_resource("secrets")
-            .transform_from_storage(PLAINTEXT, SK)
-            .unwrap();
+        let (plain, stale) = all.for_resource("secrets").transform_from_storage(PLAINTEXT, SK).unwrap();
         assert_eq!((plain.expose(), stale), (PLAINTEXT, true));
     }
 
@@ -1463,9 +1262,7 @@ mod tests {
                 "no configured provider can read the value at {SK} (written by identity); the encryption configuration for this resource does not list it"
             )
         );
-        let err = t
-            .transform_from_storage(&hex(GOLDEN_SECRETBOX), SK)
-            .unwrap_err();
+        let err = t.transform_from_storage(&hex(GOLDEN_SECRETBOX), SK).unwrap_err();
         assert!(
             matches!(err, TransformError::NoMatchingProvider { ref written_by, .. } if written_by == "secretbox:key1")
         );
@@ -1477,11 +1274,7 @@ mod tests {
         assert!(!all.writes_plaintext("secrets"));
         assert!(all.writes_plaintext("namespaces"));
         let t = all.for_resource("namespaces");
-        assert_eq!(
-            t.transform_to_storage(b"{}", "/registry/namespaces/a")
-                .unwrap(),
-            b"{}"
-        );
+        assert_eq!(t.transform_to_storage(b"{}", "/registry/namespaces/a").unwrap(), b"{}");
         assert!(matches!(
             t.transform_from_storage(&hex(GOLDEN_AESGCM_256), SK),
             Err(TransformError::NoMatchingProvider { .. })
@@ -1492,16 +1285,10 @@ mod tests {
     fn describe_names_writers_and_never_arbitrary_bytes() {
         let t = Transformer::identity();
         assert_eq!(t.describe(b"{\"kind\":\"Secret\"}"), "identity");
-        assert_eq!(
-            t.describe(b"k8s:enc:aesgcm:v1:key-20250101:\x00\x01"),
-            "aesgcm:key-20250101"
-        );
+        assert_eq!(t.describe(b"k8s:enc:aesgcm:v1:key-20250101:\x00\x01"), "aesgcm:key-20250101");
         assert_eq!(t.describe(b"k8s:enc:kms:v2:vault:\x0a\x0b"), "kms:v2:vault");
         assert_eq!(t.describe(b"k8s:enc:aesgcm:v1:k\xffy:xx"), "aesgcm:unknown");
-        assert_eq!(
-            t.describe(b"k8s:enc:aesgcm"),
-            "unknown (malformed k8s:enc: prefix)"
-        );
+        assert_eq!(t.describe(b"k8s:enc:aesgcm"), "unknown (malformed k8s:enc: prefix)");
     }
 
     /// The first example on https://kubernetes.io/docs/tasks/administer-cluster/encrypt-data/,
@@ -1579,15 +1366,9 @@ resources:
         assert_eq!(all.for_resource("secrets").entries.len(), 1 + 2 + 2 + 1);
         assert_eq!(all.for_resource("deployments.apps").writer(), "aescbc:key2");
         assert_eq!(all.for_resource("namespaces").writer(), "aescbc:key3");
-        assert_eq!(
-            all.for_resource("roles.rbac.authorization.k8s.io").writer(),
-            "aescbc:key3"
-        );
+        assert_eq!(all.for_resource("roles.rbac.authorization.k8s.io").writer(), "aescbc:key3");
         // Secrets written before (golden aesgcm key1, the docs' 16-byte key) read as stale.
-        let (plain, stale) = all
-            .for_resource("secrets")
-            .transform_from_storage(&hex(GOLDEN_AESGCM_128), SK)
-            .unwrap();
+        let (plain, stale) = all.for_resource("secrets").transform_from_storage(&hex(GOLDEN_AESGCM_128), SK).unwrap();
         assert_eq!((plain.expose(), stale), (PLAINTEXT, true));
     }
 
@@ -1604,65 +1385,83 @@ resources:
         let masked = yaml.replace("resources: ['*.']", "resources: ['*.', configmaps]");
         assert!(config_error(&masked).contains("overlapping resources"));
         let after = format!("{yaml}- resources: [namespaces]\n  providers:\n  - identity: {{}}\n");
-        assert!(config_error(&after).ends_with(
-            "resources[3].resources: resource \"namespaces\" is masked by earlier rule \"*.\""
-        ));
+        assert!(
+            config_error(&after)
+                .ends_with("resources[3].resources: resource \"namespaces\" is masked by earlier rule \"*.\"")
+        );
         assert_eq!(all.for_resource("secrets").writer(), "aesgcm:s");
-        assert_eq!(
-            all.for_resource("secrets").entries.len(),
-            2,
-            "a resource listed twice gets both lists in order"
-        );
+        assert_eq!(all.for_resource("secrets").entries.len(), 2, "a resource listed twice gets both lists in order");
         assert_eq!(all.for_resource("namespaces").writer(), "secretbox:core");
-        assert_eq!(
-            all.for_resource("roles.rbac.authorization.k8s.io").writer(),
-            "identity"
-        );
+        assert_eq!(all.for_resource("roles.rbac.authorization.k8s.io").writer(), "identity");
     }
 
     #[test]
     fn config_errors_are_clear_and_never_echo_secrets() {
         let cases = [
-            (config(&aes("aesgcm", &[("key1", "AAECAwQFBg==")])), "secret for key \"key1\" of provider aesgcm must be 16, 24 or 32 bytes, got 7 (at resources[0].providers[0].aesgcm.keys[0])"),
-            (config(&aes("secretbox", &[("sb", KEY16)])), "secret for key \"sb\" of provider secretbox must be 32 bytes, got 16"),
-            (config(&aes("aesgcm", &[("key1", "not*base64")])), "resources[0].providers[0].aesgcm.keys[0]: secret for key \"key1\" of provider aesgcm is not valid base64"),
+            (
+                config(&aes("aesgcm", &[("key1", "AAECAwQFBg==")])),
+                "secret for key \"key1\" of provider aesgcm must be 16, 24 or 32 bytes, got 7 (at resources[0].providers[0].aesgcm.keys[0])",
+            ),
+            (
+                config(&aes("secretbox", &[("sb", KEY16)])),
+                "secret for key \"sb\" of provider secretbox must be 32 bytes, got 16",
+            ),
+            (
+                config(&aes("aesgcm", &[("key1", "not*base64")])),
+                "resources[0].providers[0].aesgcm.keys[0]: secret for key \"key1\" of provider aesgcm is not valid base64",
+            ),
             (config(&aes("aesgcm", &[("", KEY16)])), "a key of provider aesgcm has no name"),
             (config(&aes("aesgcm", &[("key1", "''")])), "key \"key1\" of provider aesgcm has no secret"),
             (config("      - aesgcm: {keys: []}\n"), "provider aesgcm needs at least one key"),
-            (config("      - kms: {name: myKms, endpoint: unix:///tmp/kms.sock, apiVersion: v2}\n"), "resources[0].providers[0]: kms provider \"myKms\" is not supported yet; use aesgcm, aescbc or secretbox"),
-            (config("      - {identity: {}, aesgcm: {keys: []}}\n"), "more than one provider specified in a single element"),
+            (
+                config("      - kms: {name: myKms, endpoint: unix:///tmp/kms.sock, apiVersion: v2}\n"),
+                "resources[0].providers[0]: kms provider \"myKms\" is not supported yet; use aesgcm, aescbc or secretbox",
+            ),
+            (
+                config("      - {identity: {}, aesgcm: {keys: []}}\n"),
+                "more than one provider specified in a single element",
+            ),
             (config("      - {}\n"), "provider does not contain any of the expected providers"),
             (config("      - identity: {}\n        aescbd: {}\n"), "unknown field `aescbd`"),
             (config(&aes("aesgcm", &[("key1", "12345678")])), "secret must be a base64-encoded string"),
-            (config("      - aesgcm: {keys: AAECAwQFBgcICQoLDA0ODxAREhMUFRYX}\n"), "invalid type: string \"<redacted>\", expected a sequence"),
-            ("apiVersion: v2\nkind: EncryptionConfiguration\nresources: []\n".to_owned(), "expected apiVersion apiserver.config.k8s.io/v1 and kind EncryptionConfiguration, got apiVersion \"v2\""),
-            ("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: []\n".to_owned(), "resources: at least one entry is required"),
+            (
+                config("      - aesgcm: {keys: AAECAwQFBgcICQoLDA0ODxAREhMUFRYX}\n"),
+                "invalid type: string \"<redacted>\", expected a sequence",
+            ),
+            (
+                "apiVersion: v2\nkind: EncryptionConfiguration\nresources: []\n".to_owned(),
+                "expected apiVersion apiserver.config.k8s.io/v1 and kind EncryptionConfiguration, got apiVersion \"v2\"",
+            ),
+            (
+                "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: []\n".to_owned(),
+                "resources: at least one entry is required",
+            ),
             (config(IDENTITY).replace("[secrets]", "[Secrets]"), "should not contain capital letters"),
-            (config(IDENTITY).replace("[secrets]", "['*']"), "use '*.' to encrypt all the resources from core API group"),
-            (config(IDENTITY).replace("[secrets]", "['secrets.*']"), "encrypting the same resource across groups is not supported"),
-            (config(IDENTITY).replace("[secrets]", "[serviceipallocations]"), "resources which do not have REST API/s cannot be encrypted"),
+            (
+                config(IDENTITY).replace("[secrets]", "['*']"),
+                "use '*.' to encrypt all the resources from core API group",
+            ),
+            (
+                config(IDENTITY).replace("[secrets]", "['secrets.*']"),
+                "encrypting the same resource across groups is not supported",
+            ),
+            (
+                config(IDENTITY).replace("[secrets]", "[serviceipallocations]"),
+                "resources which do not have REST API/s cannot be encrypted",
+            ),
             (config(IDENTITY).replace("[secrets]", "['*.events.k8s.io']"), "use 'events' instead"),
             (config(IDENTITY).replace("[secrets]", "[secrets, '*.']"), "overlapping resources"),
-            (config(IDENTITY).replace("[secrets]", "[secrets, secrets]"), "the same resource cannot be specified multiple times"),
+            (
+                config(IDENTITY).replace("[secrets]", "[secrets, secrets]"),
+                "the same resource cannot be specified multiple times",
+            ),
             ("   \n".to_owned(), "the file is empty"),
         ];
         for (yaml, expected) in cases {
             let message = config_error(&yaml);
-            assert!(
-                message.starts_with("invalid encryption configuration: "),
-                "{message}"
-            );
-            assert!(
-                message.contains(expected),
-                "expected {expected:?} in {message:?}"
-            );
-            for secret in [
-                "AAECAwQFBg",
-                "not*base64",
-                "12345678",
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX",
-                KEY16,
-            ] {
+            assert!(message.starts_with("invalid encryption configuration: "), "{message}");
+            assert!(message.contains(expected), "expected {expected:?} in {message:?}");
+            for secret in ["AAECAwQFBg", "not*base64", "12345678", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX", KEY16] {
                 assert!(!message.contains(secret), "{message} echoes a secret");
             }
         }
@@ -1680,22 +1479,15 @@ resources:
             r#"{{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","resources":[{{"resources":["secrets"],"providers":[{{"aesgcm":{{"keys":[{{"name":"key1","secret":"{KEY32_A}"}}]}}}}]}}]}}"#
         );
         assert_eq!(
-            Transformers::from_config_bytes(json.as_bytes())
-                .unwrap()
-                .for_resource("secrets")
-                .writer(),
+            Transformers::from_config_bytes(json.as_bytes()).unwrap().for_resource("secrets").writer(),
             "aesgcm:key1"
         );
         let bad_json = json.replace(KEY32_A, "AAEC");
         assert!(!config_error(&bad_json).contains("AAEC"));
         for kind in ["EncryptionConfiguration", "EncryptionConfig"] {
-            let legacy = config(IDENTITY)
-                .replace("apiserver.config.k8s.io/v1", "v1")
-                .replace("EncryptionConfiguration", kind);
-            assert!(
-                Transformers::from_config_bytes(legacy.as_bytes()).is_ok(),
-                "{kind}"
-            );
+            let legacy =
+                config(IDENTITY).replace("apiserver.config.k8s.io/v1", "v1").replace("EncryptionConfiguration", kind);
+            assert!(Transformers::from_config_bytes(legacy.as_bytes()).is_ok(), "{kind}");
         }
     }
 
@@ -1708,10 +1500,7 @@ resources:
             aes("secretbox", &[("key3", KEY32_SECRETBOX)]),
         ));
         let shown = format!("{all:?} {:?}", all.for_resource("secrets"));
-        assert!(
-            shown.contains("aesgcm:key1") && shown.contains("<redacted 32-byte key>"),
-            "{shown}"
-        );
+        assert!(shown.contains("aesgcm:key1") && shown.contains("<redacted 32-byte key>"), "{shown}");
         for secret in [KEY32_A, KEY32_B, KEY32_SECRETBOX] {
             let raw = BASE64.decode(secret).unwrap();
             assert!(!shown.contains(secret));
@@ -1734,54 +1523,26 @@ resources:
         let data_dir = dir.path().join("data");
         let first = Transformers::load_or_generate_default(&data_dir).unwrap();
         let path = data_dir.join(DEFAULT_CONFIG_FILE);
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        let leftovers: Vec<_> = fs::read_dir(&data_dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            leftovers,
-            [DEFAULT_CONFIG_FILE],
-            "no temporary file is left behind"
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(&data_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, [DEFAULT_CONFIG_FILE], "no temporary file is left behind");
         for resource in ["secrets", "namespaces", "roles.rbac.authorization.k8s.io"] {
             assert!(!first.writes_plaintext(resource));
         }
         let writer = first.for_resource("secrets").writer();
-        assert!(
-            writer.starts_with("aesgcm:key-") && writer.len() == "aesgcm:key-20250101".len(),
-            "{writer}"
-        );
+        assert!(writer.starts_with("aesgcm:key-") && writer.len() == "aesgcm:key-20250101".len(), "{writer}");
         let contents = fs::read_to_string(&path).unwrap();
         assert!(contents.contains("kind: EncryptionConfiguration"));
 
-        let stored = first
-            .for_resource("secrets")
-            .transform_to_storage(PLAINTEXT, SK)
-            .unwrap();
+        let stored = first.for_resource("secrets").transform_to_storage(PLAINTEXT, SK).unwrap();
         let second = Transformers::load_or_generate_default(&data_dir).unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            contents,
-            "the file is not rewritten"
-        );
-        let (plain, stale) = second
-            .for_resource("secrets")
-            .transform_from_storage(&stored, SK)
-            .unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), contents, "the file is not rewritten");
+        let (plain, stale) = second.for_resource("secrets").transform_from_storage(&stored, SK).unwrap();
         assert_eq!((plain.expose(), stale), (PLAINTEXT, false));
 
         // Two directories get two different keys.
         let other = Transformers::load_or_generate_default(&dir.path().join("other")).unwrap();
-        assert!(
-            other
-                .for_resource("secrets")
-                .transform_from_storage(&stored, SK)
-                .is_err()
-        );
+        assert!(other.for_resource("secrets").transform_from_storage(&stored, SK).is_err());
     }
 
     #[test]
@@ -1790,13 +1551,7 @@ resources:
         let path = dir.path().join(DEFAULT_CONFIG_FILE);
         fs::write(&path, "").unwrap();
         let err = Transformers::load_or_generate_default(dir.path()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "invalid encryption configuration {}: the file is empty",
-                path.display()
-            )
-        );
+        assert_eq!(err.to_string(), format!("invalid encryption configuration {}: the file is empty", path.display()));
         assert_eq!(fs::read(&path).unwrap(), b"");
     }
 
@@ -1811,9 +1566,7 @@ resources:
     #[test]
     fn redact_quoted_hides_values_and_keeps_field_names() {
         assert_eq!(
-            redact_quoted(
-                r#"invalid type: string "c2Vj\"cmV0", expected a sequence at line 3, unknown field `keys`"#
-            ),
+            redact_quoted(r#"invalid type: string "c2Vj\"cmV0", expected a sequence at line 3, unknown field `keys`"#),
             r#"invalid type: string "<redacted>", expected a sequence at line 3, unknown field `keys`"#
         );
     }

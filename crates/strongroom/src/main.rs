@@ -12,11 +12,7 @@ use strongroom_storage::embedded::{EmbeddedBackend, EmbeddedConfig};
 use strongroom_storage::transformer::Transformers;
 
 #[derive(Parser)]
-#[command(
-    name = "strongroom",
-    version,
-    about = "Kubernetes Secrets done right, in one binary"
-)]
+#[command(name = "strongroom", version, about = "Kubernetes Secrets done right, in one binary")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,14 +76,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn load_transformers(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<Transformers> {
     match config {
-        Some(path) => Transformers::from_config_file(path).with_context(|| {
-            format!(
-                "cannot load the encryption configuration {}",
-                path.display()
-            )
-        }),
-        None => Transformers::load_or_generate_default(data_dir)
-            .context("cannot load the generated encryption key"),
+        Some(path) => Transformers::from_config_file(path)
+            .with_context(|| format!("cannot load the encryption configuration {}", path.display())),
+        None => Transformers::load_or_generate_default(data_dir).context("cannot load the generated encryption key"),
     }
 }
 
@@ -108,23 +99,17 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(serve(args)),
-        Command::Admin(AdminCommand::Reencrypt {
-            data_dir,
-            encryption_provider_config,
-        }) => runtime.block_on(reencrypt(&data_dir, encryption_provider_config.as_deref())),
+        Command::Admin(AdminCommand::Reencrypt { data_dir, encryption_provider_config }) => {
+            runtime.block_on(reencrypt(&data_dir, encryption_provider_config.as_deref()))
+        }
     }
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            args.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
     restrict_dir(&args.data_dir)?;
-    let transformers =
-        load_transformers(&args.data_dir, args.encryption_provider_config.as_deref())?;
+    let transformers = load_transformers(&args.data_dir, args.encryption_provider_config.as_deref())?;
     if transformers.writes_plaintext("secrets") && !args.allow_plaintext_at_rest {
         bail!(
             "the encryption configuration stores secrets in plaintext (identity is the first provider); \
@@ -134,16 +119,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     if transformers.writes_plaintext("secrets") {
         tracing::warn!("secrets are stored in plaintext at rest (--allow-plaintext-at-rest)");
     }
-    let embedded = EmbeddedConfig {
-        history_window: args.watch_history,
-        ..EmbeddedConfig::new(store_path(&args.data_dir))
-    };
+    let embedded =
+        EmbeddedConfig { history_window: args.watch_history, ..EmbeddedConfig::new(store_path(&args.data_dir)) };
     let backend: Arc<dyn Backend> =
         Arc::new(EmbeddedBackend::open(embedded).context("cannot open the embedded store")?);
-    let cache = CacheConfig {
-        history_window: args.watch_history,
-        ..CacheConfig::default()
-    };
+    let cache = CacheConfig { history_window: args.watch_history, ..CacheConfig::default() };
     let config = strongroom_server::Config {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -153,9 +133,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         extra_sans: args.tls_sans,
         drain_timeout: Duration::from_secs(30),
     };
-    strongroom_server::run(config, shutdown_signal())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    strongroom_server::run(config, shutdown_signal()).await.map_err(anyhow::Error::msg)?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -197,28 +175,15 @@ async fn reencrypt(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<()>
             continue;
         }
         let value = transformer.transform_to_storage(plain.expose(), kv.key.as_str())?;
-        let op = WriteOp::Update {
-            key: kv.key.clone(),
-            value,
-            expected_mod_revision: kv.mod_revision,
-        };
+        let op = WriteOp::Update { key: kv.key.clone(), value, expected_mod_revision: kv.mod_revision };
         match backend.write(op).await? {
             WriteOutcome::Done { .. } => rewritten += 1,
-            other => bail!(
-                "{} changed during re-encryption ({other:?}); run again",
-                kv.key
-            ),
+            other => bail!("{} changed during re-encryption ({other:?}); run again", kv.key),
         }
     }
     let mut after: std::collections::BTreeMap<String, u64> = Default::default();
     for kv in backend.raw_objects()? {
-        *after
-            .entry(
-                transformers
-                    .for_resource(kv.key.resource())
-                    .describe(&kv.value),
-            )
-            .or_default() += 1;
+        *after.entry(transformers.for_resource(kv.key.resource()).describe(&kv.value)).or_default() += 1;
     }
     println!("rewrote {rewritten} objects with the current write key");
     println!("before: {}", summary(&before));
@@ -230,9 +195,5 @@ fn summary(counts: &std::collections::BTreeMap<String, u64>) -> String {
     if counts.is_empty() {
         return "no objects".into();
     }
-    counts
-        .iter()
-        .map(|(k, n)| format!("{n} with {k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    counts.iter().map(|(k, n)| format!("{n} with {k}")).collect::<Vec<_>>().join(", ")
 }

@@ -22,10 +22,7 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 impl Server {
@@ -35,14 +32,8 @@ impl Server {
     }
 
     pub fn start_with(bin: impl Into<PathBuf>, extra_args: &[&str]) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("strongroom-it-")
-            .tempdir()
-            .expect("temp dir");
-        let home = tempfile::Builder::new()
-            .prefix("strongroom-home-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("strongroom-it-").tempdir().expect("temp dir");
+        let home = tempfile::Builder::new().prefix("strongroom-home-").tempdir().expect("temp dir");
         let log = dir.path().join("server.log");
         let mut s = Server {
             bin: bin.into(),
@@ -80,11 +71,7 @@ impl Server {
 
     fn spawn(&mut self) {
         self.starts += 1;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let child = Command::new(&self.bin)
             .arg("server")
             .arg("--data-dir")
@@ -104,29 +91,15 @@ impl Server {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "the server exited during start-up ({status})\n{}",
-                    self.log_text()
-                );
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the server exited during start-up ({status})\n{}", self.log_text());
             }
-            let ready = self
-                .log_text()
-                .lines()
-                .filter(|l| l.contains("ready: export KUBECONFIG="))
-                .count();
+            let ready = self.log_text().lines().filter(|l| l.contains("ready: export KUBECONFIG=")).count();
             if ready >= self.starts {
                 return;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "the server did not become ready within 60s\n{}",
-                    self.log_text()
-                );
+                panic!("the server did not become ready within 60s\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -160,10 +133,7 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!(
-                    "the server did not exit within 40s of SIGTERM\n{}",
-                    self.log_text()
-                );
+                panic!("the server did not exit within 40s of SIGTERM\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -181,13 +151,15 @@ impl Server {
     pub fn restart(&mut self) {
         if self.child.is_some() {
             let status = self.terminate();
-            assert!(
-                status.success(),
-                "the server exited with {status} on SIGTERM\n{}",
-                self.log_text()
-            );
+            assert!(status.success(), "the server exited with {status} on SIGTERM\n{}", self.log_text());
         }
         self.spawn();
+    }
+
+    /// Starts the server again on the same data directory and port, with other extra flags.
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.restart();
     }
 
     /// A `kubectl` command against this server (its own kubeconfig and discovery cache).
@@ -217,20 +189,18 @@ impl Server {
     /// A kube-rs client authenticated as the admin.
     pub async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
-        let cfg =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .expect("kube config");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kube config");
         kube::Client::try_from(cfg).expect("kube client")
     }
 
     /// A kube-rs client that trusts the server but presents no credentials.
     pub async fn anonymous_client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
-        let mut cfg =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .expect("kube config");
+        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kube config");
         cfg.auth_info = Default::default();
         kube::Client::try_from(cfg).expect("kube client")
     }
@@ -243,11 +213,7 @@ impl Drop for Server {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            eprintln!(
-                "---- server log ({}) ----\n{}",
-                self.log.display(),
-                self.log_text()
-            );
+            eprintln!("---- server log ({}) ----\n{}", self.log.display(), self.log_text());
         }
     }
 }
@@ -258,10 +224,7 @@ pub fn kubectl_path() -> PathBuf {
     if let Some(p) = std::env::var_os("KUBECTL") {
         return PathBuf::from(p);
     }
-    for dir in std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
+    for dir in std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default() {
         let candidate = dir.join("kubectl");
         if candidate.is_file() {
             return candidate;
@@ -287,20 +250,14 @@ impl Run {
         if stdin.is_some() {
             cmd.stdin(Stdio::piped());
         }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
         if let Some(input) = stdin {
             use std::io::Write;
             let mut s = child.stdin.take().expect("stdin");
             s.write_all(input.as_bytes()).expect("write stdin");
         }
         let output = wait_with_timeout(child, Duration::from_secs(120), &desc);
-        Run {
-            desc,
-            output,
-            log: server.log_text(),
-        }
+        Run { desc, output, log: server.log_text() }
     }
 
     pub fn stdout(&self) -> String {
@@ -327,22 +284,14 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> String {
-        assert!(
-            self.output.status.success(),
-            "{}",
-            self.explain("expected success")
-        );
+        assert!(self.output.status.success(), "{}", self.explain("expected success"));
         self.stdout()
     }
 
     /// Asserts failure and returns stderr.
     #[track_caller]
     pub fn fails(&self) -> String {
-        assert!(
-            !self.output.status.success(),
-            "{}",
-            self.explain("expected failure")
-        );
+        assert!(!self.output.status.success(), "{}", self.explain("expected failure"));
         self.stderr()
     }
 
@@ -387,11 +336,7 @@ fn wait_with_timeout(mut child: Child, timeout: Duration, desc: &str) -> Output 
         let _ = s.read_to_end(&mut stderr);
     }
     let status = child.wait().expect("wait");
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
+    Output { status, stdout, stderr }
 }
 
 /// Writes `contents` to a file in a fresh temp dir and returns (dir guard, path).

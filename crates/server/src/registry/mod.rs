@@ -10,6 +10,7 @@ pub mod secret;
 
 use serde_json::Value;
 use strongroom_api::ErrorList;
+use strongroom_api::managed_fields::LastApplied;
 use strongroom_api::patch::StrategicSchema;
 
 use crate::status::{ApiError, Qualified};
@@ -36,31 +37,16 @@ pub struct ResourceInfo {
 impl ResourceInfo {
     /// `v1` for core, `group/version` otherwise.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
     }
 
     pub fn qualified(&self) -> Qualified<'static> {
-        Qualified {
-            group: self.group,
-            plural: self.plural,
-        }
+        Qualified { group: self.group, plural: self.plural }
     }
 }
 
-pub const STANDARD_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+pub const STANDARD_VERBS: &[&str] =
+    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// One column of a kind's server-side Table.
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +94,13 @@ pub trait Strategy: Send + Sync + 'static {
 
     fn cells(&self, obj: &Value) -> Vec<Cell>;
 
+    /// The schema that drives strategic merge patches and managedFields.
     fn strategic_schema(&self) -> &StrategicSchema;
+
+    /// How server-side apply reads and rewrites `last-applied-configuration` for this kind.
+    fn last_applied(&self) -> LastApplied<'_> {
+        LastApplied::Plain
+    }
 }
 
 /// All kinds strongroom serves.

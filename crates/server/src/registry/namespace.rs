@@ -20,9 +20,7 @@ pub static INFO: ResourceInfo = ResourceInfo {
     singular: "namespace",
     namespaced: false,
     short_names: &["ns"],
-    verbs: &[
-        "create", "delete", "get", "list", "patch", "update", "watch",
-    ],
+    verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
     categories: &[],
     selectable_fields: &["metadata.name", "status.phase"],
 };
@@ -35,13 +33,7 @@ static COLUMNS: [Column; 3] = [
         description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
         priority: 0,
     },
-    Column {
-        name: "Status",
-        type_: "string",
-        format: "",
-        description: "The status of the namespace",
-        priority: 0,
-    },
+    Column { name: "Status", type_: "string", format: "", description: "The status of the namespace", priority: 0 },
     Column {
         name: "Age",
         type_: "string",
@@ -61,9 +53,7 @@ pub struct NamespaceStrategy {
 
 impl NamespaceStrategy {
     pub fn new() -> Self {
-        NamespaceStrategy {
-            schema: StrategicSchema::default(),
-        }
+        NamespaceStrategy { schema: StrategicSchema::default() }
     }
 }
 
@@ -78,9 +68,7 @@ fn typed(obj: &Value) -> Namespace {
 }
 
 pub fn phase(obj: &Value) -> &str {
-    obj.pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or(PHASE_ACTIVE)
+    obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or(PHASE_ACTIVE)
 }
 
 impl Strategy for NamespaceStrategy {
@@ -91,17 +79,14 @@ impl Strategy for NamespaceStrategy {
     fn normalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
         let (ns, unknown): (Namespace, Vec<String>) =
             json::decode_strict(obj).map_err(|e| cannot_handle("Namespace", "v1", e))?;
-        let value = serde_json::to_value(&ns)
-            .map_err(|e| ApiError::internal(format!("cannot encode Namespace: {e}")))?;
+        let value =
+            serde_json::to_value(&ns).map_err(|e| ApiError::internal(format!("cannot encode Namespace: {e}")))?;
         Ok((value, unknown))
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
         let mut ns = typed(obj);
-        ns.status = Some(NamespaceStatus {
-            phase: Some(PHASE_ACTIVE.into()),
-            ..Default::default()
-        });
+        ns.status = Some(NamespaceStatus { phase: Some(PHASE_ACTIVE.into()), ..Default::default() });
         let spec = ns.spec.get_or_insert_with(NamespaceSpec::default);
         let finalizers = spec.finalizers.get_or_insert_with(Vec::new);
         if !finalizers.iter().any(|f| f == FINALIZER) {

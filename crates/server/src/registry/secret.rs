@@ -5,7 +5,8 @@
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use strongroom_api::patch::{StrategicSchema, redact_last_applied};
+use strongroom_api::managed_fields::LastApplied;
+use strongroom_api::patch::{DIGEST_PREFIX, StrategicSchema, redact_last_applied};
 use strongroom_api::secret::{self, Secret};
 use strongroom_api::{ErrorList, json, validation};
 use zeroize::Zeroizing;
@@ -37,20 +38,8 @@ static COLUMNS: [Column; 4] = [
         description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
         priority: 0,
     },
-    Column {
-        name: "Type",
-        type_: "string",
-        format: "",
-        description: "",
-        priority: 0,
-    },
-    Column {
-        name: "Data",
-        type_: "integer",
-        format: "",
-        description: "",
-        priority: 0,
-    },
+    Column { name: "Type", type_: "string", format: "", description: "", priority: 0 },
+    Column { name: "Data", type_: "integer", format: "", description: "", priority: 0 },
     Column {
         name: "Age",
         type_: "string",
@@ -62,6 +51,7 @@ static COLUMNS: [Column; 4] = [
 
 /// The key of the digests that replace values in the last-applied annotation. Keyed, so a digest
 /// of a short password cannot be reversed by guessing from a metadata-only view.
+#[derive(Clone)]
 pub struct DigestKey(Zeroizing<[u8; 32]>);
 
 impl DigestKey {
@@ -70,28 +60,26 @@ impl DigestKey {
     }
 
     fn digest(&self, key: &str, value: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
-            .expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()).expect("HMAC takes any key length");
         mac.update(key.as_bytes());
         mac.update(&[0]);
         mac.update(value);
         let out = mac.finalize().into_bytes();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-        format!("strongroom-digest:hmac-sha256:{hex}")
+        format!("{DIGEST_PREFIX}hmac-sha256:{hex}")
     }
 }
 
+type Digest = Box<dyn Fn(&str, &[u8]) -> String + Send + Sync>;
+
 pub struct SecretStrategy {
-    digest_key: DigestKey,
+    digest: Digest,
     schema: StrategicSchema,
 }
 
 impl SecretStrategy {
     pub fn new(digest_key: DigestKey) -> Self {
-        SecretStrategy {
-            digest_key,
-            schema: StrategicSchema::default(),
-        }
+        SecretStrategy { digest: Box::new(move |k, v| digest_key.digest(k, v)), schema: StrategicSchema::secret() }
     }
 }
 
@@ -103,9 +91,7 @@ fn typed(obj: &Value) -> Secret {
 
 /// The error Kubernetes returns when a body does not decode as the kind.
 pub fn cannot_handle(kind: &str, version: &str, err: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!(
-        "{kind} in version \"{version}\" cannot be handled as a {kind}: {err}"
-    ))
+    ApiError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {err}"))
 }
 
 impl Strategy for SecretStrategy {
@@ -120,19 +106,16 @@ impl Strategy for SecretStrategy {
         if s.type_.as_deref().unwrap_or("").is_empty() {
             s.type_ = Some(secret::TYPE_OPAQUE.to_string());
         }
-        if let Some(annotations) = s.metadata.annotations.as_mut() {
-            if let Some(applied) = annotations.get_mut(LAST_APPLIED) {
-                // An annotation that is not JSON is left as the user wrote it; kubectl only
-                // ever writes JSON.
-                if let Ok(redacted) =
-                    redact_last_applied(applied, &|k, v| self.digest_key.digest(k, v))
-                {
-                    *applied = redacted;
-                }
+        if let Some(annotations) = s.metadata.annotations.as_mut()
+            && let Some(applied) = annotations.get_mut(LAST_APPLIED)
+        {
+            // An annotation that is not JSON is left as the user wrote it; kubectl only
+            // ever writes JSON.
+            if let Ok(redacted) = redact_last_applied(applied, &self.digest) {
+                *applied = redacted;
             }
         }
-        let value = serde_json::to_value(&s)
-            .map_err(|e| ApiError::internal(format!("cannot encode Secret: {e}")))?;
+        let value = serde_json::to_value(&s).map_err(|e| ApiError::internal(format!("cannot encode Secret: {e}")))?;
         Ok((value, unknown))
     }
 
@@ -145,13 +128,7 @@ impl Strategy for SecretStrategy {
     }
 
     fn fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
-        vec![(
-            "type",
-            obj.get("type")
-                .and_then(Value::as_str)
-                .unwrap_or(secret::TYPE_OPAQUE)
-                .to_string(),
-        )]
+        vec![("type", obj.get("type").and_then(Value::as_str).unwrap_or(secret::TYPE_OPAQUE).to_string())]
     }
 
     fn columns(&self) -> &'static [Column] {
@@ -159,24 +136,16 @@ impl Strategy for SecretStrategy {
     }
 
     fn cells(&self, obj: &Value) -> Vec<Cell> {
-        let type_ = obj
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or(secret::TYPE_OPAQUE);
-        let data = obj
-            .get("data")
-            .and_then(Value::as_object)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        vec![
-            Cell::Name,
-            Cell::Value(type_.into()),
-            Cell::Value(data.into()),
-            Cell::Age,
-        ]
+        let type_ = obj.get("type").and_then(Value::as_str).unwrap_or(secret::TYPE_OPAQUE);
+        let data = obj.get("data").and_then(Value::as_object).map(|m| m.len()).unwrap_or(0);
+        vec![Cell::Name, Cell::Value(type_.into()), Cell::Value(data.into()), Cell::Age]
     }
 
     fn strategic_schema(&self) -> &StrategicSchema {
         &self.schema
+    }
+
+    fn last_applied(&self) -> LastApplied<'_> {
+        LastApplied::Redacted(&self.digest)
     }
 }

@@ -26,14 +26,8 @@ async fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
             while !stop.load(Ordering::Relaxed) {
                 let name = format!("w{w}-{i}");
                 let sec = Secret {
-                    metadata: ObjectMeta {
-                        name: Some(name.clone()),
-                        ..Default::default()
-                    },
-                    data: Some(BTreeMap::from([(
-                        "v".to_string(),
-                        ByteString(name.clone().into_bytes()),
-                    )])),
+                    metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+                    data: Some(BTreeMap::from([("v".to_string(), ByteString(name.clone().into_bytes()))])),
                     ..Default::default()
                 };
                 match api.create(&PostParams::default(), &sec).await {
@@ -53,22 +47,12 @@ async fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
     for w in writers {
         acked.extend(w.await.expect("writer task"));
     }
-    assert!(
-        acked.len() > 50,
-        "too few writes before the kill to mean anything: {}",
-        acked.len()
-    );
+    assert!(acked.len() > 50, "too few writes before the kill to mean anything: {}", acked.len());
     s.restart();
     let api: Api<Secret> = Api::namespaced(s.client().await, "default");
-    let list = api
-        .list(&Default::default())
-        .await
-        .expect("list after restart");
-    let present: std::collections::HashSet<String> = list
-        .items
-        .iter()
-        .filter_map(|s| s.metadata.name.clone())
-        .collect();
+    let list = api.list(&Default::default()).await.expect("list after restart");
+    let present: std::collections::HashSet<String> =
+        list.items.iter().filter_map(|s| s.metadata.name.clone()).collect();
     let lost: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
     assert!(
         lost.is_empty(),

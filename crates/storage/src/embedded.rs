@@ -1,32 +1,34 @@
-//! The embedded backend: one redb file, one committer thread, group commit.
+//! The embedded backend: one fjall database (journal + LSM tree), one committer thread, group
+//! commit.
 //!
 //! Writers hand their operation to the committer thread and wait. The committer takes every
-//! operation that is queued (up to [`MAX_BATCH`]), applies them in order inside one redb write
-//! transaction (each with its own precondition check and its own revision), commits once
-//! (`Durability::Immediate`: fsync before `commit` returns), publishes the events to the watch feed,
-//! and only then answers the writers. So a 2xx is always durable, and N concurrent writes cost one
-//! fsync instead of N.
+//! operation that is queued (up to [`MAX_BATCH`]), applies them in order (each with its own
+//! precondition check and its own revision), writes them as one atomic fjall batch, fsyncs the
+//! journal once (`PersistMode::SyncAll`), publishes the events to the watch feed, and only then
+//! answers the writers. So a 2xx is always durable, and N concurrent writes cost one fsync
+//! instead of N. Why fjall and not a B-tree store: docs/design/embedded-store.md (measured).
 //!
 //! A failed commit is fatal for this backend: after an fsync error the page cache may have dropped
-//! the dirty pages ("fsyncgate"), so retrying and acknowledging could lose data. The backend
-//! refuses every later write; the server reports not-ready and the operator restarts it, which
-//! recovers from the file.
+//! the dirty pages ("fsyncgate"), so retrying and acknowledging could lose data. fjall poisons
+//! itself and the backend refuses every later write; the server reports not-ready and the operator
+//! restarts it, which recovers from the journal.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{
     Backend, BackendError, BackendEvent, BoxFuture, FeedItem, KeyValue, ObjectKey, Snapshot, WriteOp, WriteOutcome,
 };
 
-const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
-const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const OBJECTS: &str = "objects";
+const HISTORY: &str = "history";
+const META: &str = "meta";
 
 const META_REVISION: &str = "revision";
 const META_COMPACTED: &str = "compacted";
@@ -42,7 +44,7 @@ pub const MAX_BATCH: usize = 1024;
 /// Configuration of the embedded backend.
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
-    /// The database file (`DIR/store.redb`).
+    /// The database directory (`DIR/store`).
     pub path: PathBuf,
     /// Events older than this are compacted. Ten minutes lets a client that lost its connection
     /// resume its watch well after kube-apiserver's default five-minute compaction would allow.
@@ -70,8 +72,37 @@ struct Shared {
     failed: Mutex<Option<String>>,
 }
 
+/// The three keyspaces of the store (see docs/design/storage-keys.md).
+#[derive(Clone)]
+struct Tables {
+    db: Database,
+    objects: Keyspace,
+    history: Keyspace,
+    meta: Keyspace,
+}
+
+impl Tables {
+    fn meta_u64(&self, name: &str) -> Result<u64, BackendError> {
+        match self.meta.get(name).map_err(internal)? {
+            None => Ok(0),
+            Some(v) => v
+                .as_ref()
+                .try_into()
+                .map(u64::from_le_bytes)
+                .map_err(|_| BackendError::Corrupt { key: format!("meta/{name}"), detail: "not 8 bytes".into() }),
+        }
+    }
+
+    fn object(&self, key: &ObjectKey) -> Result<Option<KeyValue>, BackendError> {
+        match self.objects.get(key.as_str()).map_err(internal)? {
+            Some(raw) => Ok(Some(decode_object(key.as_str(), &raw)?)),
+            None => Ok(None),
+        }
+    }
+}
+
 pub struct EmbeddedBackend {
-    db: Arc<Database>,
+    tables: Tables,
     queue: std_mpsc::Sender<Request>,
     shared: Arc<Shared>,
     config: EmbeddedConfig,
@@ -153,77 +184,75 @@ fn decode_event(revision: u64, raw: &[u8]) -> Result<DecodedEvent, BackendError>
 impl EmbeddedBackend {
     /// Opens (or creates) the store and starts the committer thread.
     pub fn open(config: EmbeddedConfig) -> Result<Self, BackendError> {
-        if let Some(parent) = config.path.parent() {
-            std::fs::create_dir_all(parent).map_err(internal)?;
-        }
-        let db = Database::create(&config.path)
+        std::fs::create_dir_all(&config.path).map_err(internal)?;
+        let db = Database::builder(&config.path)
+            .open()
             .map_err(|e| BackendError::Internal(format!("cannot open store {}: {e}", config.path.display())))?;
-        // Make sure the tables exist so readers never see a missing table.
-        {
-            let txn = db.begin_write().map_err(internal)?;
-            txn.open_table(OBJECTS).map_err(internal)?;
-            txn.open_table(HISTORY).map_err(internal)?;
-            txn.open_table(META).map_err(internal)?;
-            txn.commit().map_err(internal)?;
-        }
-        let db = Arc::new(db);
+        let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(internal);
+        let tables =
+            Tables { objects: keyspace(OBJECTS)?, history: keyspace(HISTORY)?, meta: keyspace(META)?, db: db.clone() };
         let shared = Arc::new(Shared { feed: Mutex::new(None), failed: Mutex::new(None) });
         let (queue, rx) = std_mpsc::channel();
         let committer =
-            Committer { db: db.clone(), shared: shared.clone(), config: config.clone(), last_compaction: 0 };
+            Committer { tables: tables.clone(), shared: shared.clone(), config: config.clone(), last_compaction: 0 };
         std::thread::Builder::new()
             .name("strongroom-committer".into())
             .spawn(move || committer.run(rx))
             .map_err(internal)?;
-        Ok(EmbeddedBackend { db, queue, shared, config })
+        Ok(EmbeddedBackend { tables, queue, shared, config })
     }
 
     pub fn path(&self) -> &Path {
         &self.config.path
     }
 
-    /// Every object, read straight from the file (still transformed): for backups,
+    /// Every object, read straight from the store (still transformed): for backups,
     /// re-encryption and tests that inspect what is on disk.
     pub fn raw_objects(&self) -> Result<Vec<KeyValue>, BackendError> {
-        let txn = self.db.begin_read().map_err(internal)?;
-        let table = txn.open_table(OBJECTS).map_err(internal)?;
         let mut out = Vec::new();
-        for item in table.iter().map_err(internal)? {
-            let (k, v) = item.map_err(internal)?;
-            out.push(decode_object(k.value(), v.value())?);
+        for item in self.tables.objects.iter() {
+            let (k, v) = item.into_inner().map_err(internal)?;
+            let key = std::str::from_utf8(&k).map_err(|_| BackendError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                detail: "key is not UTF-8".into(),
+            })?;
+            out.push(decode_object(key, &v)?);
         }
         Ok(out)
     }
 
     /// Overwrites one record's stored bytes in place, without a new revision. Only for tests that
-    /// simulate on-disk corruption.
+    /// simulate on-disk corruption; run it with no server on the store.
     #[doc(hidden)]
     pub fn corrupt_for_test(&self, key: &ObjectKey, value: &[u8]) -> Result<(), BackendError> {
-        let txn = self.db.begin_write().map_err(internal)?;
-        {
-            let mut table = txn.open_table(OBJECTS).map_err(internal)?;
-            let old = table.get(key.as_str()).map_err(internal)?.map(|v| decode_object(key.as_str(), v.value()));
-            let old = old.ok_or_else(|| BackendError::Internal("no such key".into()))??;
-            let raw = encode_object(old.create_revision, old.mod_revision, value);
-            table.insert(key.as_str(), raw.as_slice()).map_err(internal)?;
-        }
-        txn.commit().map_err(internal)
+        let old = self.tables.object(key)?.ok_or_else(|| BackendError::Internal("no such key".into()))?;
+        let mut batch = self.tables.db.batch().durability(Some(PersistMode::SyncAll));
+        batch.insert(&self.tables.objects, key.as_str(), encode_object(old.create_revision, old.mod_revision, value));
+        batch.commit().map_err(internal)
     }
 
     fn load(&self) -> Result<Snapshot, BackendError> {
-        let txn = self.db.begin_read().map_err(internal)?;
-        let meta = txn.open_table(META).map_err(internal)?;
-        let revision = meta.get(META_REVISION).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
-        let compacted = meta.get(META_COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
+        let revision = self.tables.meta_u64(META_REVISION)?;
+        let compacted = self.tables.meta_u64(META_COMPACTED)?;
         let objects = self.raw_objects()?;
-        let history_table = txn.open_table(HISTORY).map_err(internal)?;
         let mut history = Vec::new();
-        for item in history_table.iter().map_err(internal)? {
-            let (rev, raw) = item.map_err(internal)?;
-            history.push(decode_event(rev.value(), raw.value())?.event);
+        for item in self.tables.history.iter() {
+            let (k, v) = item.into_inner().map_err(internal)?;
+            history.push(decode_event(history_revision(&k)?, &v)?.event);
         }
         Ok(Snapshot { revision, objects, history, oldest_resumable: compacted + 1 })
     }
+}
+
+/// History keys are big-endian revisions, so the keyspace iterates in revision order.
+fn history_key(revision: u64) -> [u8; 8] {
+    revision.to_be_bytes()
+}
+
+fn history_revision(key: &[u8]) -> Result<u64, BackendError> {
+    key.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| BackendError::Corrupt { key: "history".into(), detail: "revision key is not 8 bytes".into() })
 }
 
 impl Backend for EmbeddedBackend {
@@ -258,7 +287,7 @@ impl Backend for EmbeddedBackend {
 }
 
 struct Committer {
-    db: Arc<Database>,
+    tables: Tables,
     shared: Arc<Shared>,
     config: EmbeddedConfig,
     last_compaction: u64,
@@ -286,7 +315,7 @@ impl Committer {
             }
             return;
         }
-        // The feed lock is held from before the transaction until the events are published, so
+        // The feed lock is held from before the commit until the events are published, so
         // `start` sees either none or all of this batch.
         let shared = self.shared.clone();
         let feed = shared.feed.lock().expect("lock");
@@ -313,89 +342,81 @@ impl Committer {
     }
 
     fn apply(&mut self, batch: &[Request]) -> Result<(Vec<WriteOutcome>, Vec<BackendEvent>), BackendError> {
-        let mut txn = self.db.begin_write().map_err(internal)?;
-        txn.set_durability(Durability::Immediate).map_err(internal)?;
+        let t = &self.tables;
         let millis = now_millis();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
-        {
-            let mut objects = txn.open_table(OBJECTS).map_err(internal)?;
-            let mut history = txn.open_table(HISTORY).map_err(internal)?;
-            let mut meta = txn.open_table(META).map_err(internal)?;
-            let mut revision = meta.get(META_REVISION).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
-            for req in batch {
-                let key = req.op.key();
-                let current = match objects.get(key.as_str()).map_err(internal)? {
-                    Some(raw) => Some(decode_object(key.as_str(), raw.value())?),
-                    None => None,
-                };
-                let outcome = match (&req.op, current) {
-                    (WriteOp::Create { .. }, Some(_)) => WriteOutcome::AlreadyExists,
-                    (WriteOp::Create { key, value }, None) => {
-                        revision += 1;
-                        objects
-                            .insert(key.as_str(), encode_object(revision, revision, value).as_slice())
-                            .map_err(internal)?;
-                        history
-                            .insert(revision, encode_event(EVENT_PUT, millis, key, value, revision).as_slice())
-                            .map_err(internal)?;
-                        events.push(BackendEvent::Put {
-                            kv: KeyValue {
-                                key: key.clone(),
-                                value: value.clone(),
-                                create_revision: revision,
-                                mod_revision: revision,
-                            },
-                        });
-                        WriteOutcome::Done { revision, prev: None }
-                    }
-                    (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => WriteOutcome::NotFound,
-                    (WriteOp::Update { expected_mod_revision, .. }, Some(cur))
-                        if cur.mod_revision != *expected_mod_revision =>
-                    {
-                        WriteOutcome::Conflict { current_mod_revision: cur.mod_revision }
-                    }
-                    (WriteOp::Update { key, value, .. }, Some(cur)) => {
-                        revision += 1;
-                        let c = cur.create_revision;
-                        objects.insert(key.as_str(), encode_object(c, revision, value).as_slice()).map_err(internal)?;
-                        history
-                            .insert(revision, encode_event(EVENT_PUT, millis, key, value, c).as_slice())
-                            .map_err(internal)?;
-                        events.push(BackendEvent::Put {
-                            kv: KeyValue {
-                                key: key.clone(),
-                                value: value.clone(),
-                                create_revision: c,
-                                mod_revision: revision,
-                            },
-                        });
-                        WriteOutcome::Done { revision, prev: Some(cur) }
-                    }
-                    (WriteOp::Delete { expected_mod_revision: Some(exp), .. }, Some(cur))
-                        if cur.mod_revision != *exp =>
-                    {
-                        WriteOutcome::Conflict { current_mod_revision: cur.mod_revision }
-                    }
-                    (WriteOp::Delete { key, .. }, Some(cur)) => {
-                        revision += 1;
-                        objects.remove(key.as_str()).map_err(internal)?;
-                        history
-                            .insert(
-                                revision,
-                                encode_event(EVENT_DELETE, millis, key, &cur.value, cur.create_revision).as_slice(),
-                            )
-                            .map_err(internal)?;
-                        events.push(BackendEvent::Delete { key: key.clone(), revision, prev: cur.clone() });
-                        WriteOutcome::Done { revision, prev: Some(cur) }
-                    }
-                };
-                outcomes.push(outcome);
-            }
-            meta.insert(META_REVISION, revision).map_err(internal)?;
-            self.maybe_compact(&mut history, &mut meta, revision, millis)?;
+        let mut write = t.db.batch().durability(Some(PersistMode::SyncAll));
+        // What this batch has written so far: later operations on the same key must see it.
+        let mut pending: HashMap<ObjectKey, Option<KeyValue>> = HashMap::new();
+        let mut revision = t.meta_u64(META_REVISION)?;
+        for req in batch {
+            let key = req.op.key();
+            let current = match pending.get(key) {
+                Some(state) => state.clone(),
+                None => t.object(key)?,
+            };
+            let outcome = match (&req.op, current) {
+                (WriteOp::Create { .. }, Some(_)) => WriteOutcome::AlreadyExists,
+                (WriteOp::Create { key, value }, None) => {
+                    revision += 1;
+                    let kv = KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        create_revision: revision,
+                        mod_revision: revision,
+                    };
+                    write.insert(&t.objects, key.as_str(), encode_object(revision, revision, value));
+                    write.insert(
+                        &t.history,
+                        history_key(revision),
+                        encode_event(EVENT_PUT, millis, key, value, revision),
+                    );
+                    pending.insert(key.clone(), Some(kv.clone()));
+                    events.push(BackendEvent::Put { kv });
+                    WriteOutcome::Done { revision, prev: None }
+                }
+                (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => WriteOutcome::NotFound,
+                (WriteOp::Update { expected_mod_revision, .. }, Some(cur))
+                    if cur.mod_revision != *expected_mod_revision =>
+                {
+                    WriteOutcome::Conflict { current_mod_revision: cur.mod_revision }
+                }
+                (WriteOp::Update { key, value, .. }, Some(cur)) => {
+                    revision += 1;
+                    let c = cur.create_revision;
+                    let kv =
+                        KeyValue { key: key.clone(), value: value.clone(), create_revision: c, mod_revision: revision };
+                    write.insert(&t.objects, key.as_str(), encode_object(c, revision, value));
+                    write.insert(&t.history, history_key(revision), encode_event(EVENT_PUT, millis, key, value, c));
+                    pending.insert(key.clone(), Some(kv.clone()));
+                    events.push(BackendEvent::Put { kv });
+                    WriteOutcome::Done { revision, prev: Some(cur) }
+                }
+                (WriteOp::Delete { expected_mod_revision: Some(exp), .. }, Some(cur)) if cur.mod_revision != *exp => {
+                    WriteOutcome::Conflict { current_mod_revision: cur.mod_revision }
+                }
+                (WriteOp::Delete { key, .. }, Some(cur)) => {
+                    revision += 1;
+                    write.remove(&t.objects, key.as_str());
+                    write.insert(
+                        &t.history,
+                        history_key(revision),
+                        encode_event(EVENT_DELETE, millis, key, &cur.value, cur.create_revision),
+                    );
+                    pending.insert(key.clone(), None);
+                    events.push(BackendEvent::Delete { key: key.clone(), revision, prev: cur.clone() });
+                    WriteOutcome::Done { revision, prev: Some(cur) }
+                }
+            };
+            outcomes.push(outcome);
         }
-        txn.commit().map_err(internal)?;
+        if !events.is_empty() {
+            write.insert(&t.meta, META_REVISION, revision.to_le_bytes());
+            self.maybe_compact(&mut write, revision, millis)?;
+            // One atomic journal write and one fsync for the whole batch.
+            write.commit().map_err(internal)?;
+        }
         Ok((outcomes, events))
     }
 
@@ -403,8 +424,7 @@ impl Committer {
     /// once a second, inside a normal commit.
     fn maybe_compact(
         &mut self,
-        history: &mut redb::Table<u64, &[u8]>,
-        meta: &mut redb::Table<&str, u64>,
+        write: &mut fjall::OwnedWriteBatch,
         revision: u64,
         millis: u64,
     ) -> Result<(), BackendError> {
@@ -412,31 +432,28 @@ impl Committer {
             return Ok(());
         }
         self.last_compaction = millis;
+        let t = &self.tables;
         let cutoff_millis = millis.saturating_sub(self.config.history_window.as_millis() as u64);
         let keep_from = revision.saturating_sub(self.config.min_history) + 1;
-        let mut compact_to = meta.get(META_COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
-        let mut doomed = Vec::new();
-        for item in history.range(compact_to + 1..keep_from).map_err(internal)? {
-            let (rev, raw) = item.map_err(internal)?;
-            let rev = rev.value();
-            let ev = decode_event(rev, raw.value())?;
-            if ev.millis >= cutoff_millis {
+        let mut compact_to = t.meta_u64(META_COMPACTED)?;
+        let mut doomed = 0usize;
+        for item in t.history.range(history_key(compact_to + 1)..history_key(keep_from)) {
+            let (k, v) = item.into_inner().map_err(internal)?;
+            let rev = history_revision(&k)?;
+            if decode_event(rev, &v)?.millis >= cutoff_millis {
                 break;
             }
-            doomed.push(rev);
+            write.remove(&t.history, history_key(rev));
             compact_to = rev;
-            if doomed.len() >= 10_000 {
+            doomed += 1;
+            if doomed >= 10_000 {
                 break;
             }
         }
-        if doomed.is_empty() {
-            return Ok(());
+        if doomed > 0 {
+            write.insert(&t.meta, META_COMPACTED, compact_to.to_le_bytes());
+            tracing::debug!(events = doomed, compacted = compact_to, "compacted watch history");
         }
-        for rev in &doomed {
-            history.remove(*rev).map_err(internal)?;
-        }
-        meta.insert(META_COMPACTED, compact_to).map_err(internal)?;
-        tracing::debug!(events = doomed.len(), compacted = compact_to, "compacted watch history");
         Ok(())
     }
 }

@@ -83,7 +83,7 @@ fn load_transformers(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<T
 }
 
 fn store_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("store.redb")
+    data_dir.join("store")
 }
 
 fn main() -> anyhow::Result<()> {

@@ -62,6 +62,12 @@ pub struct ApiServer {
     pub ready: AtomicBool,
     /// `host:port` clients reach this server at (legacy discovery advertises it).
     pub advertise: String,
+    /// Admission of concurrent requests, as kube-apiserver's `--max-requests-inflight` (400) and
+    /// `--max-mutating-requests-inflight` (200): beyond them, 429 with `Retry-After`.
+    pub readonly_inflight: Arc<tokio::sync::Semaphore>,
+    pub mutating_inflight: Arc<tokio::sync::Semaphore>,
+    /// Open watches hold a permit for their lifetime, bounding memory (each has a buffer).
+    pub watches: Arc<tokio::sync::Semaphore>,
     /// Discovery and OpenAPI documents never change while the server runs: built once.
     documents: std::sync::OnceLock<Documents>,
 }
@@ -82,6 +88,26 @@ pub struct Config {
     pub extra_sans: Vec<String>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
+    pub limits: Limits,
+}
+
+/// Admission limits; beyond them requests get 429 `TooManyRequests` with `Retry-After: 1`, which
+/// client-go retries by itself.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Kubernetes' default `--max-requests-inflight`.
+    pub readonly_inflight: usize,
+    /// Kubernetes' default `--max-mutating-requests-inflight`.
+    pub mutating_inflight: usize,
+    /// Open watches. Each costs a task and a bounded buffer; 10,000 is far above what one
+    /// server's clients need and far below what exhausts memory.
+    pub watches: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { readonly_inflight: 400, mutating_inflight: 200, watches: 10_000 }
+    }
 }
 
 /// The namespaces every cluster has.
@@ -93,32 +119,44 @@ fn random_key() -> [u8; 32] {
     k
 }
 
-/// Loads or creates `DIR/<name>` holding 32 random bytes (mode 0600).
-pub fn load_or_create_key(dir: &std::path::Path, name: &str) -> anyhow_free::Result<[u8; 32]> {
-    let path = dir.join(name);
-    if !path.exists() {
-        pki::write_private(&path, &random_key(), 0o600).map_err(|e| e.to_string())?;
-    }
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    bytes.try_into().map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))
+/// Why the server could not start. Each says what to fix; none carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] strongroom_storage::backend::BackendError),
+    #[error("cannot create namespace {namespace}: {source}")]
+    Bootstrap { namespace: String, source: strongroom_storage::StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    #[error("{path} must hold exactly 32 bytes")]
+    BadKeyFile { path: PathBuf },
 }
 
-/// A tiny result alias so this crate needs no `anyhow`: errors are messages for the operator.
-pub mod anyhow_free {
-    pub type Result<T> = std::result::Result<T, String>;
+/// Loads or creates `DIR/<name>` holding 32 random bytes (mode 0600).
+pub fn load_or_create_key(dir: &std::path::Path, name: &str) -> Result<[u8; 32], StartError> {
+    let path = dir.join(name);
+    if !path.exists() {
+        pki::write_private(&path, &random_key(), 0o600)?;
+    }
+    let bytes = std::fs::read(&path)
+        .map_err(|source| pki::PkiError::Io { action: "read", path: path.clone(), source })?;
+    bytes.try_into().map_err(|_| StartError::BadKeyFile { path })
 }
 
 /// Runs the server until `stop` resolves, then drains and returns.
-pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) -> anyhow_free::Result<()> {
-    let pki = pki::ServerPki::load_or_create(&config.data_dir, &config.extra_sans).map_err(|e| e.to_string())?;
+pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) -> Result<(), StartError> {
+    let pki = pki::ServerPki::load_or_create(&config.data_dir, &config.extra_sans)?;
     let server_url = format!("https://{}", display_addr(config.listen));
-    let kubeconfig = pki.ensure_admin_kubeconfig(&config.data_dir, &server_url).map_err(|e| e.to_string())?;
+    let kubeconfig = pki.ensure_admin_kubeconfig(&config.data_dir, &server_url)?;
     let digest_key = load_or_create_key(&config.data_dir, "last-applied-digest.key")?;
     let registry = Arc::new(Registry::new(registry::secret::DigestKey::new(digest_key)));
     let decoder = Arc::new(Decoder { registry: registry.clone() });
     let store = Store::open(config.backend.clone(), config.transformers.clone(), decoder, config.cache.clone())
-        .await
-        .map_err(|e| format!("cannot open the store: {e}"))?;
+        .await?;
     let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
     let server = Arc::new(ApiServer {
         store,
@@ -127,14 +165,19 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         shutdown: shutdown_rx,
         ready: AtomicBool::new(false),
         advertise: display_addr(config.listen),
+        readonly_inflight: Arc::new(tokio::sync::Semaphore::new(config.limits.readonly_inflight)),
+        mutating_inflight: Arc::new(tokio::sync::Semaphore::new(config.limits.mutating_inflight)),
+        watches: Arc::new(tokio::sync::Semaphore::new(config.limits.watches)),
         documents: std::sync::OnceLock::new(),
     });
     bootstrap(&server).await?;
 
     let tls = tls_config(&pki)?;
     let listener =
-        TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let local = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     server.ready.store(true, Ordering::SeqCst);
     tracing::info!(address = %local, "serving the Kubernetes API over HTTPS");
     tracing::info!("ready: export KUBECONFIG={}", kubeconfig.display());
@@ -215,42 +258,46 @@ fn display_addr(addr: SocketAddr) -> String {
     }
 }
 
-fn tls_config(pki: &pki::ServerPki) -> anyhow_free::Result<Arc<rustls::ServerConfig>> {
+fn tls_err(what: &str, e: impl std::fmt::Display) -> StartError {
+    StartError::Tls(format!("{what}: {e}"))
+}
+
+fn tls_config(pki: &pki::ServerPki) -> Result<Arc<rustls::ServerConfig>, StartError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes())
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read the CA certificate: {e}"))?;
+        .map_err(|e| tls_err("cannot read the CA certificate", e))?;
     let mut roots = rustls::RootCertStore::empty();
     for c in ca {
-        roots.add(c).map_err(|e| format!("cannot use the CA certificate: {e}"))?;
+        roots.add(c).map_err(|e| tls_err("cannot use the CA certificate", e))?;
     }
     // Requests without a certificate are let through the handshake so they get a proper 401
     // Status; any certificate presented must chain to our CA and carry clientAuth.
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()
-        .map_err(|e| format!("cannot build the client verifier: {e}"))?;
+        .map_err(|e| tls_err("cannot build the client verifier", e))?;
     let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes())
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read the serving certificate: {e}"))?;
+        .map_err(|e| tls_err("cannot read the serving certificate", e))?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pki.serving_key_pem.as_bytes())
-        .map_err(|e| format!("cannot read the serving key: {e}"))?
-        .ok_or("the serving key file holds no key")?;
+        .map_err(|e| tls_err("cannot read the serving key", e))?
+        .ok_or_else(|| StartError::Tls("the serving key file holds no key".into()))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| tls_err("cannot choose protocol versions", e))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| format!("cannot use the serving certificate: {e}"))?;
+        .map_err(|e| tls_err("cannot use the serving certificate", e))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 
 /// Creates the system namespaces and finishes namespaces a crash left terminating.
-async fn bootstrap(server: &Arc<ApiServer>) -> anyhow_free::Result<()> {
+async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), StartError> {
     let now = rest::now_rfc3339();
     for ns in SYSTEM_NAMESPACES {
-        let key = ObjectKey::cluster("namespaces", ns).map_err(|e| e.to_string())?;
+        let key = ObjectKey::cluster("namespaces", ns).expect("system namespace names are valid keys");
         if server.store.cache().get(&key).is_some() {
             continue;
         }
@@ -263,10 +310,10 @@ async fn bootstrap(server: &Arc<ApiServer>) -> anyhow_free::Result<()> {
         });
         match server.store.create(&key, &serde_json::to_vec(&obj).expect("encodes")).await {
             Ok(_) | Err(strongroom_storage::StoreError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(format!("cannot create namespace {ns}: {e}")),
+            Err(source) => return Err(StartError::Bootstrap { namespace: ns.to_string(), source }),
         }
     }
-    let prefix = ObjectKey::prefix("namespaces", None).map_err(|e| e.to_string())?;
+    let prefix = ObjectKey::prefix("namespaces", None).expect("a valid resource name");
     let snapshot = server.store.cache().snapshot();
     for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&prefix)..) {
         if !key.as_str().starts_with(&prefix) {
@@ -288,7 +335,20 @@ async fn handle(server: Arc<ApiServer>, user: Option<Arc<UserInfo>>, peer: Socke
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
+    // Watches are long-running: they hold a watch permit instead (see `rest::watch`).
+    let is_watch = method == Method::GET && Query::parse(req.uri().query()).flag("watch");
+    let limiter = match method {
+        Method::GET | Method::HEAD => &server.readonly_inflight,
+        _ => &server.mutating_inflight,
+    };
+    let permit = if is_watch || is_health(&path) { None } else { limiter.clone().try_acquire_owned().ok() };
+    if permit.is_none() && !is_watch && !is_health(&path) {
+        let resp = codec::error_response(&ApiError::too_many_requests("Too many requests, please try again later."));
+        tracing::warn!(%peer, %method, %path, "request rejected: too many requests in flight");
+        return resp;
+    }
     let result = route(&server, user.as_deref(), req).await;
+    drop(permit);
     let resp = result.unwrap_or_else(|e| codec::error_response(&e));
     tracing::debug!(
         %peer, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), %method, %path,

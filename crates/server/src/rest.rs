@@ -557,6 +557,12 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         }
         Some(rv) => WatchStart::After(parse_rv(rv)?),
     };
+    let permit = ctx
+        .server
+        .watches
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::too_many_requests("Too many requests, please try again later."))?;
     let stream = ctx.server.store.cache().watch(&prefix, start).map_err(|e| ApiError::expired(e.to_string()))?;
     let timeout = match ctx.query.get("timeoutSeconds") {
         Some(t) => Duration::from_secs(
@@ -572,7 +578,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         timeout,
         name: name_filter,
     };
-    Ok(watch::serve(ctx.server.clone(), ctx.strategy.info(), stream, filter, opts))
+    Ok(watch::serve(ctx.server.clone(), ctx.strategy.info(), stream, filter, opts, permit))
 }
 
 // ---------------------------------------------------------------------------------------------

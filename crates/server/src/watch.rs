@@ -43,9 +43,14 @@ pub fn serve(
     stream: WatchStream<ServedObject>,
     filter: Filter,
     opts: Options,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Resp {
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(64);
-    tokio::spawn(run(server, info, stream, filter, opts, tx));
+    tokio::spawn(async move {
+        run(server, info, stream, filter, opts, tx).await;
+        // The watch's slot is free again only once its task has ended.
+        drop(permit);
+    });
     let body = StreamBody::new(tokio_stream_from(rx)).boxed();
     let mut r = http::Response::new(body);
     *r.status_mut() = StatusCode::OK;
@@ -129,6 +134,8 @@ async fn run(
         }
         tokio::select! {
             _ = &mut deadline => return,
+            // The client went away: free the watch now, not at the next event.
+            _ = tx.closed() => return,
             _ = shutdown.changed() => return,
             _ = bookmark.tick(), if opts.bookmarks => {
                 if tx.send(Ok(Frame::data(bookmark_line(info, last_revision, false)))).await.is_err() {

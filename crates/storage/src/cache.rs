@@ -117,6 +117,7 @@ impl<T> Clone for ListSnapshot<T> {
 }
 
 pub struct WatchCache<T> {
+    decode: Arc<Decode<T>>,
     state: RwLock<State<T>>,
     revision_tx: watch::Sender<u64>,
     broadcast: broadcast::Sender<Arc<CacheEvent<T>>>,
@@ -133,7 +134,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         decoder: Arc<dyn ObjectDecoder<T>>,
         config: CacheConfig,
     ) -> Arc<Self> {
-        let decode = Decode { transformers, decoder };
+        let decode = Arc::new(Decode { transformers, decoder });
         let mut objects = OrdMap::new();
         for kv in &snapshot.objects {
             let obj = decode.object(kv, kv.mod_revision);
@@ -153,6 +154,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         let (revision_tx, _) = watch::channel(snapshot.revision);
         let (broadcast, _) = broadcast::channel(config.watcher_buffer);
         let cache = Arc::new(WatchCache {
+            decode: decode.clone(),
             state: RwLock::new(State { objects, revision: snapshot.revision, events, complete_after }),
             revision_tx,
             broadcast,
@@ -164,7 +166,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         cache
     }
 
-    async fn apply_feed(self: Arc<Self>, mut feed: mpsc::UnboundedReceiver<FeedItem>, decode: Decode<T>) {
+    async fn apply_feed(self: Arc<Self>, mut feed: mpsc::UnboundedReceiver<FeedItem>, decode: Arc<Decode<T>>) {
         while let Some(item) = feed.recv().await {
             match item {
                 FeedItem::Events(batch) => {
@@ -272,6 +274,12 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
             .iter()
             .find(|(at, s)| s.revision == revision && now.duration_since(*at) < self.config.snapshot_ttl)
             .map(|(_, s)| s.clone())
+    }
+
+    /// Decrypts and decodes a stored record as the cache would, at `revision` (for answers the
+    /// event window no longer holds).
+    pub fn decode_record(&self, kv: &KeyValue, revision: u64) -> CachedObject<T> {
+        self.decode.object(kv, revision)
     }
 
     /// The event at exactly `revision`, if still in the window.

@@ -87,8 +87,8 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// Creates `key`; answers with the object as the cache now serves it.
     pub async fn create(&self, key: &ObjectKey, plaintext: &[u8]) -> Result<Arc<CachedObject<T>>, StoreError> {
         let value = self.encrypt(key, plaintext)?;
-        let outcome = self.backend.write(WriteOp::Create { key: key.clone(), value }).await?;
-        self.finish(key, outcome).await
+        let outcome = self.backend.write(WriteOp::Create { key: key.clone(), value: value.clone() }).await?;
+        self.finish(key, outcome, Some(value)).await
     }
 
     /// Replaces `key` if its revision is still `expected_revision`.
@@ -99,9 +99,9 @@ impl<T: Send + Sync + 'static> Store<T> {
         expected_revision: u64,
     ) -> Result<Arc<CachedObject<T>>, StoreError> {
         let value = self.encrypt(key, plaintext)?;
-        let op = WriteOp::Update { key: key.clone(), value, expected_mod_revision: expected_revision };
+        let op = WriteOp::Update { key: key.clone(), value: value.clone(), expected_mod_revision: expected_revision };
         let outcome = self.backend.write(op).await?;
-        self.finish(key, outcome).await
+        self.finish(key, outcome, Some(value)).await
     }
 
     /// Deletes `key` (if still at `expected_revision`, when given); answers with the last state,
@@ -113,15 +113,20 @@ impl<T: Send + Sync + 'static> Store<T> {
     ) -> Result<Arc<CachedObject<T>>, StoreError> {
         let op = WriteOp::Delete { key: key.clone(), expected_mod_revision: expected_revision };
         let outcome = self.backend.write(op).await?;
-        self.finish(key, outcome).await
+        self.finish(key, outcome, None).await
     }
 
-    async fn finish(&self, key: &ObjectKey, outcome: WriteOutcome) -> Result<Arc<CachedObject<T>>, StoreError> {
-        let revision = match outcome {
-            WriteOutcome::Done { revision, .. } => revision,
-            WriteOutcome::AlreadyExists => {
-                return Err(StoreError::AlreadyExists { key: key.clone() });
-            }
+    /// Turns a backend outcome into the answer: the object at exactly the write's revision.
+    /// `written` is the stored value of a create or update (a delete answers with its `prev`).
+    async fn finish(
+        &self,
+        key: &ObjectKey,
+        outcome: WriteOutcome,
+        written: Option<Vec<u8>>,
+    ) -> Result<Arc<CachedObject<T>>, StoreError> {
+        let (revision, prev) = match outcome {
+            WriteOutcome::Done { revision, prev } => (revision, prev),
+            WriteOutcome::AlreadyExists => return Err(StoreError::AlreadyExists { key: key.clone() }),
             WriteOutcome::NotFound => return Err(StoreError::NotFound { key: key.clone() }),
             WriteOutcome::Conflict { current_mod_revision } => {
                 return Err(StoreError::Conflict { key: key.clone(), current: current_mod_revision });
@@ -131,11 +136,21 @@ impl<T: Send + Sync + 'static> Store<T> {
         if !self.cache.wait_for(revision, APPLY_TIMEOUT).await {
             return Err(StoreError::CacheTimeout { key: key.clone(), timeout: APPLY_TIMEOUT });
         }
-        match self.cache.event_at(revision) {
-            Some(ev) => Ok(ev.object.clone()),
-            // The window cannot have dropped an event this young unless it is misconfigured; fall
-            // back to the current state, which is at least as new.
-            None => self.cache.get(key).ok_or_else(|| StoreError::NotFound { key: key.clone() }),
+        // Usually the shared event is still in the window; otherwise decode the write itself.
+        // Never answer from the current state: by now it may be another writer's.
+        if let Some(ev) = self.cache.event_at(revision) {
+            return Ok(ev.object.clone());
         }
+        let record = match (written, prev) {
+            (Some(value), prev) => backend::KeyValue {
+                key: key.clone(),
+                value,
+                create_revision: prev.map(|p| p.create_revision).unwrap_or(revision),
+                mod_revision: revision,
+            },
+            (None, Some(prev)) => prev,
+            (None, None) => return Err(StoreError::NotFound { key: key.clone() }),
+        };
+        Ok(Arc::new(self.cache.decode_record(&record, revision)))
     }
 }

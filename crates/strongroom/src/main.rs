@@ -45,6 +45,15 @@ struct ServerArgs {
     /// How long the watch history is kept, so clients can resume watches (e.g. 10m, 1h).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     watch_history: Duration,
+    /// Read-only requests in flight before new ones get 429 (kube-apiserver's flag and default).
+    #[arg(long, default_value_t = strongroom_server::Limits::default().readonly_inflight)]
+    max_requests_inflight: usize,
+    /// Mutating requests in flight before new ones get 429 (kube-apiserver's flag and default).
+    #[arg(long, default_value_t = strongroom_server::Limits::default().mutating_inflight)]
+    max_mutating_requests_inflight: usize,
+    /// Open watches before new ones get 429.
+    #[arg(long, default_value_t = strongroom_server::Limits::default().watches)]
+    max_watches: usize,
     /// Extra host names or IPs for the serving certificate (only used when it is first created).
     #[arg(long = "tls-san")]
     tls_sans: Vec<String>,
@@ -132,8 +141,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         cache,
         extra_sans: args.tls_sans,
         drain_timeout: Duration::from_secs(30),
+        limits: strongroom_server::Limits {
+            readonly_inflight: args.max_requests_inflight,
+            mutating_inflight: args.max_mutating_requests_inflight,
+            watches: args.max_watches,
+        },
     };
-    strongroom_server::run(config, shutdown_signal()).await.map_err(anyhow::Error::msg)?;
+    strongroom_server::run(config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

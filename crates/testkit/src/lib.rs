@@ -382,3 +382,88 @@ pub fn read_tree(dir: &Path) -> Vec<u8> {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A raw HTTP/1.1 answer.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    /// One HTTP/1.1 request over TLS with nothing in between: no retries (kube-rs and client-go
+    /// retry 429 by themselves), no redirects, `Connection: close`. `as_admin` presents the admin
+    /// client certificate; otherwise the request is anonymous.
+    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], as_admin: bool) -> RawResponse {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let kubeconfig = std::fs::read_to_string(self.kubeconfig()).expect("kubeconfig");
+        let field = |name: &str| -> Vec<u8> {
+            let line = kubeconfig.lines().find(|l| l.trim_start().starts_with(name)).expect("kubeconfig field");
+            let b64 = line.split_once(':').expect("field: value").1.trim();
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64 field")
+        };
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut field("certificate-authority-data").as_slice()) {
+            roots.add(cert.expect("CA")).expect("CA");
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots);
+        let config = if as_admin {
+            let chain = rustls_pemfile::certs(&mut field("client-certificate-data").as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("client certificate");
+            let key = rustls_pemfile::private_key(&mut field("client-key-data").as_slice()).expect("key").expect("key");
+            builder.with_client_auth_cert(chain, key).expect("client auth")
+        } else {
+            builder.with_no_client_auth()
+        };
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        tls.write_all(req.as_bytes()).await.expect("write request");
+        // The server may answer and close before reading a body it refuses.
+        let _ = tls.write_all(body).await;
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut raw)).await;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+        let body = if chunked { dechunk(rest) } else { rest.to_string() };
+        RawResponse { status, headers, body }
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}

@@ -114,3 +114,25 @@ fn sigterm_drains_and_exits_zero() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+#[tokio::test]
+async fn beyond_the_watch_limit_clients_get_429_with_retry_after() {
+    let s = crate::server_with(&["--max-watches", "1"]);
+    let watch = |timeout: u32| format!("/api/v1/namespaces/default/secrets?watch=true&timeoutSeconds={timeout}");
+    // The first watch holds the only slot for two seconds; a second one meanwhile is refused.
+    let (long, short) = (watch(2), watch(1));
+    let (first, second) = tokio::join!(s.raw("GET", &long, &[], b"", true), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        s.raw("GET", &short, &[], b"", true).await
+    });
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(second.status, 429, "{second:?}");
+    assert_eq!(second.header("retry-after"), Some("1"));
+    assert_eq!(
+        second.body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","code":429}"#
+    );
+    // The first watch ended at its timeout and freed its slot.
+    let third = s.raw("GET", &watch(1), &[], b"", true).await;
+    assert_eq!(third.status, 200, "{third:?}");
+}

@@ -136,3 +136,84 @@ async fn beyond_the_watch_limit_clients_get_429_with_retry_after() {
     let third = s.raw("GET", &watch(1), &[], b"", true).await;
     assert_eq!(third.status, 200, "{third:?}");
 }
+
+#[tokio::test]
+async fn generate_name_yaml_bodies_deletecollection_and_include_object() {
+    let s = server();
+    // generateName: the server picks a unique name from the prefix.
+    let body = br#"{"apiVersion":"v1","kind":"Secret","metadata":{"generateName":"gen-","labels":{"batch":"x"}}}"#;
+    let ct = [("Content-Type", "application/json")];
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let r = s.raw("POST", "/api/v1/namespaces/default/secrets", &ct, body, true).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let name = v["metadata"]["name"].as_str().unwrap().to_string();
+        assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+        assert_eq!(v["type"], "Opaque");
+        names.push(name);
+    }
+    names.dedup();
+    assert_eq!(names.len(), 3);
+
+    // A YAML body (application/yaml) works like JSON.
+    let yaml = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-yaml\n  labels:\n    batch: x\nstringData:\n  a: b\n";
+    let r = s.raw("POST", "/api/v1/namespaces/default/secrets", &[("Content-Type", "application/yaml")], yaml, true).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(r.body.contains(r#""data":{"a":"Yg=="}"#) && !r.body.contains("stringData"), "{}", r.body);
+
+    // An unknown content type is 415.
+    let r = s.raw("POST", "/api/v1/namespaces/default/secrets", &[("Content-Type", "text/plain")], b"x", true).await;
+    assert_eq!(r.status, 415, "{r:?}");
+    assert!(r.body.contains(r#""reason":"UnsupportedMediaType""#), "{}", r.body);
+
+    // includeObject=None: rows without objects; Object: full objects.
+    let table = [("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")];
+    let r = s.raw("GET", "/api/v1/namespaces/default/secrets?includeObject=None", &table, b"", true).await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["kind"], "Table");
+    assert_eq!(v["rows"].as_array().unwrap().len(), 4);
+    assert!(v["rows"][0].get("object").is_none(), "{}", r.body);
+    let r = s.raw("GET", "/api/v1/namespaces/default/secrets?includeObject=Object", &table, b"", true).await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["rows"][0]["object"]["kind"], "Secret");
+
+    // deletecollection with a label selector, dry run first.
+    let path = "/api/v1/namespaces/default/secrets?labelSelector=batch%3Dx";
+    let r = s.raw("DELETE", &format!("{path}&dryRun=All"), &[], b"", true).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = s.raw("GET", path, &[], b"", true).await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 4, "dry run deleted nothing");
+    let r = s.raw("DELETE", path, &[], b"", true).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["kind"], "SecretList");
+    assert_eq!(v["items"].as_array().unwrap().len(), 4);
+    let r = s.raw("GET", path, &[], b"", true).await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+
+    // An unsupported dryRun value is a 400 naming it.
+    let r = s.raw("DELETE", "/api/v1/namespaces/default/secrets/x?dryRun=Some", &[], b"", true).await;
+    assert_eq!(r.status, 400, "{r:?}");
+}
+
+#[tokio::test]
+async fn scope_mismatches_and_traversal_are_not_found() {
+    let s = server();
+    for path in [
+        "/api/v1/namespaces/default/namespaces/default",
+        "/api/v1/secrets/x",
+        "/api/v1/namespaces/default/secrets/x/status",
+        "/api/v1/namespaces/default/nosuchresource",
+        "/apis/nosuch.group/v1/things",
+    ] {
+        let r = s.raw("GET", path, &[], b"", true).await;
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+    }
+    for path in ["/api/v1/namespaces/%2e%2e/secrets", "/api/v1/namespaces/a%2fb/secrets", "/api/v1/namespaces/x%00/secrets"] {
+        let r = s.raw("GET", path, &[], b"", true).await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+    }
+}

@@ -317,7 +317,7 @@ async fn create_object(
         }
         match ctx.server.store.create(&key, &encode(&obj)).await {
             Ok(created) => {
-                tracing::info!(kind = info.kind, namespace = ?namespace, %name, revision = created.revision, "created");
+                tracing::debug!(kind = info.kind, namespace = ?namespace, %name, revision = created.revision, "created");
                 return object_response(StatusCode::CREATED, &created, &warnings);
             }
             Err(StoreError::AlreadyExists { .. }) if generate && attempt + 1 < attempts => continue,
@@ -684,7 +684,7 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
         }
         match ctx.server.store.update(&cur.key, &encode(&new), cur.revision).await {
             Ok(updated) => {
-                tracing::info!(kind = ctx.kind(), key = %cur.key, revision = updated.revision, "updated");
+                tracing::debug!(kind = ctx.kind(), key = %cur.key, revision = updated.revision, "updated");
                 return object_response(StatusCode::OK, &updated, &warnings);
             }
             Err(StoreError::Conflict { .. }) if !precondition => continue,
@@ -801,7 +801,7 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
         }
         match ctx.server.store.update(&cur.key, &encode(&new), cur.revision).await {
             Ok(updated) => {
-                tracing::info!(kind = info.kind, key = %cur.key, revision = updated.revision, "patched");
+                tracing::debug!(kind = info.kind, key = %cur.key, revision = updated.revision, "patched");
                 return object_response(StatusCode::OK, &updated, &round_warnings);
             }
             Err(StoreError::Conflict { .. }) if !precondition => continue,
@@ -927,7 +927,7 @@ pub async fn delete(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
     }
     match ctx.server.store.delete(&cur.key, Some(cur.revision)).await {
         Ok(deleted) => {
-            tracing::info!(kind = info.kind, key = %cur.key, revision = deleted.revision, "deleted");
+            tracing::debug!(kind = info.kind, key = %cur.key, revision = deleted.revision, "deleted");
             // Kubernetes answers with the object as it was before the delete.
             object_response(StatusCode::OK, &cur, &[])
         }

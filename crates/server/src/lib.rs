@@ -142,8 +142,8 @@ pub fn load_or_create_key(dir: &std::path::Path, name: &str) -> Result<[u8; 32],
     if !path.exists() {
         pki::write_private(&path, &random_key(), 0o600)?;
     }
-    let bytes = std::fs::read(&path)
-        .map_err(|source| pki::PkiError::Io { action: "read", path: path.clone(), source })?;
+    let bytes =
+        std::fs::read(&path).map_err(|source| pki::PkiError::Io { action: "read", path: path.clone(), source })?;
     bytes.try_into().map_err(|_| StartError::BadKeyFile { path })
 }
 
@@ -155,8 +155,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
     let digest_key = load_or_create_key(&config.data_dir, "last-applied-digest.key")?;
     let registry = Arc::new(Registry::new(registry::secret::DigestKey::new(digest_key)));
     let decoder = Arc::new(Decoder { registry: registry.clone() });
-    let store = Store::open(config.backend.clone(), config.transformers.clone(), decoder, config.cache.clone())
-        .await?;
+    let store = Store::open(config.backend.clone(), config.transformers.clone(), decoder, config.cache.clone()).await?;
     let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
     let server = Arc::new(ApiServer {
         store,
@@ -174,9 +173,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
 
     let tls = tls_config(&pki)?;
     let listener =
-        TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     server.ready.store(true, Ordering::SeqCst);
     tracing::info!(address = %local, "serving the Kubernetes API over HTTPS");

@@ -401,7 +401,14 @@ impl Server {
     /// One HTTP/1.1 request over TLS with nothing in between: no retries (kube-rs and client-go
     /// retry 429 by themselves), no redirects, `Connection: close`. `as_admin` presents the admin
     /// client certificate; otherwise the request is anonymous.
-    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], as_admin: bool) -> RawResponse {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        as_admin: bool,
+    ) -> RawResponse {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let kubeconfig = std::fs::read_to_string(self.kubeconfig()).expect("kubeconfig");
         let field = |name: &str| -> Vec<u8> {
@@ -431,7 +438,10 @@ impl Server {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect");
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }

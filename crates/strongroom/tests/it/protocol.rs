@@ -157,8 +157,10 @@ async fn generate_name_yaml_bodies_deletecollection_and_include_object() {
     assert_eq!(names.len(), 3);
 
     // A YAML body (application/yaml) works like JSON.
-    let yaml = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-yaml\n  labels:\n    batch: x\nstringData:\n  a: b\n";
-    let r = s.raw("POST", "/api/v1/namespaces/default/secrets", &[("Content-Type", "application/yaml")], yaml, true).await;
+    let yaml =
+        b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-yaml\n  labels:\n    batch: x\nstringData:\n  a: b\n";
+    let r =
+        s.raw("POST", "/api/v1/namespaces/default/secrets", &[("Content-Type", "application/yaml")], yaml, true).await;
     assert_eq!(r.status, 201, "{r:?}");
     assert!(r.body.contains(r#""data":{"a":"Yg=="}"#) && !r.body.contains("stringData"), "{}", r.body);
 
@@ -212,7 +214,9 @@ async fn scope_mismatches_and_traversal_are_not_found() {
         let r = s.raw("GET", path, &[], b"", true).await;
         assert_eq!(r.status, 404, "{path}: {r:?}");
     }
-    for path in ["/api/v1/namespaces/%2e%2e/secrets", "/api/v1/namespaces/a%2fb/secrets", "/api/v1/namespaces/x%00/secrets"] {
+    for path in
+        ["/api/v1/namespaces/%2e%2e/secrets", "/api/v1/namespaces/a%2fb/secrets", "/api/v1/namespaces/x%00/secrets"]
+    {
         let r = s.raw("GET", path, &[], b"", true).await;
         assert_eq!(r.status, 400, "{path}: {r:?}");
     }

@@ -896,9 +896,11 @@ pub async fn delete(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
     let opts = delete_options(ctx, &body)?;
     let info = ctx.strategy.info();
     let cur = ctx.get_cached(name)?;
-    let value = served(&cur).map(ServedObject::to_value).ok();
+    // A corrupt object is never deleted by a plain delete (Kubernetes requires an explicit,
+    // separately authorised unsafe delete): fail before touching the store.
+    let value = served(&cur)?.to_value();
     if let Some(uid) = &opts.uid {
-        let cur_uid = value.as_ref().and_then(|v| meta_str(v, "uid")).unwrap_or_default().to_string();
+        let cur_uid = meta_str(&value, "uid").unwrap_or_default().to_string();
         if *uid != cur_uid {
             return Err(ApiError::conflict(
                 info.qualified(),

@@ -145,8 +145,18 @@ async fn run(
             next = stream.next() => {
                 let Ok(ev) = next else { return };
                 last_revision = last_revision.max(ev.revision);
+                let obj = match ev.object.body.as_ref() {
+                    Ok(obj) => obj,
+                    Err(_) => {
+                        // Fail closed: skipping it would tell the client the object does not
+                        // exist. An ERROR event ends the watch; the client's relist then gets 500.
+                        let err = crate::rest::served(&ev.object).expect_err("body is an error");
+                        let line = format!("{{\"type\":\"ERROR\",\"object\":{}}}\n", err.to_status());
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(line)))).await;
+                        return;
+                    }
+                };
                 let Some(kind) = translate(&ev, &filter, opts.name.as_deref()) else { continue };
-                let Ok(obj) = ev.object.body.as_ref() else { continue };
                 let Some(strategy) = server.registry.lookup(info.group, info.version, info.plural) else { return };
                 let line = event_line(strategy, opts.output, kind, obj, ev.revision);
                 if tx.send(Ok(Frame::data(line))).await.is_err() {

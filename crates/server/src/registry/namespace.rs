@@ -46,6 +46,14 @@ static COLUMNS: [Column; 3] = [
 pub const PHASE_ACTIVE: &str = "Active";
 pub const PHASE_TERMINATING: &str = "Terminating";
 pub const FINALIZER: &str = "kubernetes";
+/// Set on every namespace to its name, so label selectors can pick namespaces by name
+/// (kube-apiserver does the same since 1.22).
+pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn set_name_label(ns: &mut Namespace) {
+    let name = ns.metadata.name.clone().unwrap_or_default();
+    ns.metadata.labels.get_or_insert_with(Default::default).insert(NAME_LABEL.to_string(), name);
+}
 
 pub struct NamespaceStrategy {
     schema: StrategicSchema,
@@ -92,6 +100,7 @@ impl Strategy for NamespaceStrategy {
         if !finalizers.iter().any(|f| f == FINALIZER) {
             finalizers.push(FINALIZER.into());
         }
+        set_name_label(&mut ns);
         *obj = serde_json::to_value(&ns).unwrap_or_else(|_| obj.clone());
     }
 
@@ -101,6 +110,7 @@ impl Strategy for NamespaceStrategy {
         let mut ns = typed(new);
         ns.status = old.status;
         ns.spec = old.spec;
+        set_name_label(&mut ns);
         *new = serde_json::to_value(&ns).unwrap_or_else(|_| new.clone());
     }
 

@@ -1,11 +1,14 @@
 //! End-to-end tests: the real `strongroom` binary in a temp dir, driven by the real `kubectl`
 //! and by kube-rs. One integration-test binary for the crate (linking stays fast).
 
+mod corruption;
 mod durability;
 mod encryption;
 mod kube_client;
 mod kubectl;
+mod leaks;
 mod protocol;
+mod workflows;
 
 use strongroom_testkit::Server;
 

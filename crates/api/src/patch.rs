@@ -1250,12 +1250,20 @@ pub fn redact_last_applied(annotation: &str, digest: &dyn Fn(&str, &[u8]) -> Str
 /// its annotation (which would make every patch look like a change).
 pub const DIGEST_PREFIX: &str = "strongroom-digest:";
 
+/// A digest as the server writes them: the prefix, an algorithm, and 64 hex digits. Only exact
+/// digests are kept as they are; any other value (even one starting with the prefix) is digested.
+fn is_digest(s: &str) -> bool {
+    s.strip_prefix(DIGEST_PREFIX)
+        .and_then(|rest| rest.strip_prefix("hmac-sha256:"))
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn redact_values(values: &mut Value, base64_values: bool, digest: &dyn Fn(&str, &[u8]) -> String) {
     match values {
         Value::Null => {}
         Value::Object(m) => {
             for (key, v) in m.iter_mut() {
-                if v.as_str().is_some_and(|s| s.starts_with(DIGEST_PREFIX)) {
+                if v.as_str().is_some_and(is_digest) {
                     continue;
                 }
                 let bytes = value_bytes(v, base64_values);

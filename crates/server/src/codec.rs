@@ -70,6 +70,9 @@ pub fn decode_json_or_yaml(body: &[u8]) -> Result<Value, ApiError> {
 pub enum Output {
     Json,
     Table(IncludeObject),
+    /// `PartialObjectMetadata(List)`: what client-go's metadata client asks for so that it never
+    /// downloads values.
+    Metadata,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,11 @@ pub fn negotiate(accept: Option<&str>, include: IncludeObject) -> Result<Output,
                     if param("g") == Some("meta.k8s.io") && matches!(param("v"), Some("v1") | Some("v1beta1")) =>
                 {
                     return Ok(Output::Table(include));
+                }
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList")
+                    if param("g") == Some("meta.k8s.io") && matches!(param("v"), Some("v1") | Some("v1beta1")) =>
+                {
+                    return Ok(Output::Metadata);
                 }
                 // Other conversions (PartialObjectMetadata) are not offered; try the next clause.
                 Some(_) => continue,

@@ -407,6 +407,7 @@ pub(crate) mod fixtures {
         short_names: &["sa"],
         verbs: STANDARD_VERBS,
         categories: &[],
+        return_deleted_object: true,
         selectable_fields: &[],
     };
 
@@ -430,6 +431,7 @@ pub(crate) mod fixtures {
         short_names: &[],
         verbs: STANDARD_VERBS,
         categories: &[],
+        return_deleted_object: true,
         selectable_fields: &[],
     };
 
@@ -444,6 +446,7 @@ pub(crate) mod fixtures {
         short_names: &[],
         verbs: &["create"],
         categories: &[],
+        return_deleted_object: true,
         selectable_fields: &[],
     };
 

@@ -110,6 +110,10 @@ impl Default for Limits {
     }
 }
 
+/// How long a request other than a watch may take, body reading included (kube-apiserver's
+/// `--request-timeout` default). A client trickling a body cannot hold a slot longer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The namespaces every cluster has.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
@@ -160,7 +164,9 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
     let server = Arc::new(ApiServer {
         store,
         registry,
-        continue_key: random_key(),
+        // Persisted, so continue tokens stay valid across restarts (an expired snapshot then
+        // answers 410, which client-go's pager handles by relisting).
+        continue_key: load_or_create_key(&config.data_dir, "continue-token.key")?,
         shutdown: shutdown_rx,
         ready: AtomicBool::new(false),
         advertise: display_addr(config.listen),
@@ -344,7 +350,17 @@ async fn handle(server: Arc<ApiServer>, user: Option<Arc<UserInfo>>, peer: Socke
         tracing::warn!(%peer, %method, %path, "request rejected: too many requests in flight");
         return resp;
     }
-    let result = route(&server, user.as_deref(), req).await;
+    // Kubernetes' --request-timeout for everything but watches.
+    let result = if is_watch {
+        route(&server, user.as_deref(), req).await
+    } else {
+        match tokio::time::timeout(REQUEST_TIMEOUT, route(&server, user.as_deref(), req)).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::timeout(
+                "Timeout: request did not complete within requested timeout - context deadline exceeded",
+            )),
+        }
+    };
     drop(permit);
     let resp = result.unwrap_or_else(|e| codec::error_response(&e));
     tracing::debug!(
@@ -418,8 +434,11 @@ async fn route(server: &Arc<ApiServer>, user: Option<&UserInfo>, req: Request<In
 }
 
 fn health(server: &ApiServer, path: &str) -> Resp {
+    let storage_ok = server.store.backend().failure().is_none();
     let ok = match path {
-        "/readyz" => server.ready.load(Ordering::SeqCst),
+        "/readyz" => server.ready.load(Ordering::SeqCst) && storage_ok,
+        "/healthz" => storage_ok,
+        // Liveness is the process answering; a restart is what recovers a failed store.
         _ => true,
     };
     let mut r = http::Response::new(codec::full(if ok { "ok" } else { "not ready" }));

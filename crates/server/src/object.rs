@@ -45,6 +45,11 @@ impl ServedObject {
         serde_json::from_slice(self.json.expose()).unwrap_or(Value::Null)
     }
 
+    /// The object as `PartialObjectMetadata`: metadata only, never values.
+    pub fn partial_metadata_json(&self) -> String {
+        format!(r#"{{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{}}}"#, self.metadata_json)
+    }
+
     /// The value of a field selector's field.
     pub fn field(&self, name: &str) -> Option<String> {
         match name {

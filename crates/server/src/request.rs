@@ -79,9 +79,8 @@ pub fn parse_target(method: &Method, path: &str, query: &Query) -> Result<Target
     if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
         namespace = Some(rest[1].to_string());
         rest.drain(0..2);
-    } else if rest.first() == Some(&"namespaces") && rest.len() == 2 {
-        // `/api/v1/namespaces/{name}` addresses the namespace object itself.
     }
+    // `/api/v1/namespaces/{name}` (two segments) addresses the namespace object itself.
     let (resource, name, subresource) = match rest.as_slice() {
         [r] => (r.to_string(), None, None),
         [r, n] => (r.to_string(), Some(n.to_string()), None),

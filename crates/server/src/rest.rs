@@ -88,10 +88,7 @@ impl Ctx<'_> {
 /// The served object, or the error Kubernetes gives for an object it cannot decrypt or decode.
 pub fn served(obj: &CachedObject<ServedObject>) -> Result<&ServedObject, ApiError> {
     obj.body.as_ref().map_err(|_| {
-        ApiError::internal(format!(
-            "the object stored at {} is corrupt: it cannot be decrypted or decoded; other objects are unaffected",
-            obj.key
-        ))
+        ApiError::internal(format!("the object stored at {} is corrupt: it cannot be decrypted or decoded", obj.key))
     })
 }
 
@@ -318,6 +315,14 @@ async fn create_object(
         match ctx.server.store.create(&key, &encode(&obj)).await {
             Ok(created) => {
                 tracing::debug!(kind = info.kind, namespace = ?namespace, %name, revision = created.revision, "created");
+                // The namespace may have started terminating between the check and the commit;
+                // then this object must not outlive it (the finalizer rescans too).
+                if let Some(ns) = namespace.as_deref().filter(|_| info.namespaced)
+                    && let Err(e) = check_namespace_accepts(ctx, ns, &name)
+                {
+                    let _ = ctx.server.store.delete(&key, Some(created.revision)).await;
+                    return Err(e);
+                }
                 return object_response(StatusCode::CREATED, &created, &warnings);
             }
             Err(StoreError::AlreadyExists { .. }) if generate && attempt + 1 < attempts => continue,
@@ -338,6 +343,7 @@ pub async fn get(ctx: &Ctx<'_>, name: &str) -> Result<Resp, ApiError> {
     let obj = ctx.get_cached(name)?;
     match output {
         Output::Json => object_response(StatusCode::OK, &obj, &[]),
+        Output::Metadata => Ok(codec::json_response(StatusCode::OK, served(&obj)?.partial_metadata_json())),
         Output::Table(include) => {
             let s = served(&obj)?;
             let t = table::render(ctx.strategy, &[s], include, None, None);
@@ -462,9 +468,6 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         if !key.as_str().starts_with(&prefix) {
             break;
         }
-        if key.as_str() == start {
-            continue;
-        }
         if more {
             remaining += 1;
             continue;
@@ -494,6 +497,18 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         Output::Table(include) => table::render(ctx.strategy, &items, include, Some(&rv), continue_token.as_deref()),
         Output::Json => {
             list_json(info.list_kind, &info.api_version(), &rv, continue_token.as_deref(), remaining, &items)
+        }
+        Output::Metadata => {
+            let metas: Vec<String> = items.iter().map(|i| i.partial_metadata_json()).collect();
+            let mut meta = json!({"resourceVersion": rv});
+            if let Some(c) = &continue_token {
+                meta["continue"] = c.as_str().into();
+            }
+            format!(
+                r#"{{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{meta},"items":[{}]}}"#,
+                metas.join(",")
+            )
+            .into_bytes()
         }
     };
     Ok(codec::json_response(StatusCode::OK, body))
@@ -549,7 +564,10 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         prefix.push_str(name);
     }
     let send_initial = ctx.query.flag("sendInitialEvents");
+    let no_initial = ctx.query.get("sendInitialEvents") == Some("false");
     let start = match ctx.query.get("resourceVersion").filter(|s| !s.is_empty()) {
+        // sendInitialEvents=false: only changes from now on.
+        None | Some("0") if no_initial => WatchStart::After(ctx.server.store.cache().revision()),
         None | Some("0") => WatchStart::Now,
         Some(rv) if send_initial => {
             parse_rv(rv)?;
@@ -565,11 +583,11 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         .map_err(|_| ApiError::too_many_requests("Too many requests, please try again later."))?;
     let stream = ctx.server.store.cache().watch(&prefix, start).map_err(|e| ApiError::expired(e.to_string()))?;
     let timeout = match ctx.query.get("timeoutSeconds") {
-        Some(t) => Duration::from_secs(
+        Some(t) if !t.is_empty() && t != "0" => Duration::from_secs(
             t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
         ),
-        // A random 30–60 minutes, as kube-apiserver spreads reconnects.
-        None => Duration::from_secs(1800 + rand::thread_rng().gen_range(0..1800)),
+        // Unset or 0: a random 30–60 minutes, as kube-apiserver spreads reconnects.
+        _ => Duration::from_secs(1800 + rand::thread_rng().gen_range(0..1800)),
     };
     let opts = watch::Options {
         output,
@@ -756,6 +774,9 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
                 )
                 .map_err(|e| apply_error(ctx, name, e))?;
                 let mf = created.pointer("/metadata/managedFields").cloned();
+                // The applied object goes through the kind's normalization (stringData folding,
+                // defaults, strict decoding) like any other create.
+                let created = admit_body(ctx, created, &mut warnings)?;
                 return create_object(ctx, created, mf, warnings).await;
             }
             Err(e) => return Err(e),
@@ -895,51 +916,68 @@ fn delete_options(ctx: &Ctx<'_>, body: &[u8]) -> Result<DeleteOptions, ApiError>
 pub async fn delete(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiError> {
     let opts = delete_options(ctx, &body)?;
     let info = ctx.strategy.info();
-    let cur = ctx.get_cached(name)?;
-    // A corrupt object is never deleted by a plain delete (Kubernetes requires an explicit,
-    // separately authorised unsafe delete): fail before touching the store.
-    let value = served(&cur)?.to_value();
-    if let Some(uid) = &opts.uid {
-        let cur_uid = meta_str(&value, "uid").unwrap_or_default().to_string();
-        if *uid != cur_uid {
+    // Like GuaranteedUpdate: check the caller's preconditions against the current object and
+    // delete exactly that revision; on a conflict, re-read and check again. The preconditions
+    // are never dropped, so a delete can never remove a newer object than the one it checked.
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        let cur = ctx.get_cached(name)?;
+        // A corrupt object is never deleted by a plain delete (Kubernetes requires an explicit,
+        // separately authorised unsafe delete): fail before touching the store.
+        let s = served(&cur)?;
+        if let Some(uid) = opts.uid.as_deref().filter(|uid| *uid != s.uid) {
             return Err(ApiError::conflict(
                 info.qualified(),
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"),
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", s.uid),
             ));
         }
-    }
-    if let Some(rv) = &opts.resource_version
-        && *rv != cur.revision.to_string()
-    {
-        return Err(ApiError::conflict(
-            info.qualified(),
-            name,
-            &format!(
-                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                cur.revision
-            ),
-        ));
-    }
-    if info.plural == namespace::INFO.plural {
-        return delete_namespace(ctx, name, cur, opts.dry_run).await;
-    }
-    if opts.dry_run {
-        return object_response(StatusCode::OK, &cur, &[]);
-    }
-    match ctx.server.store.delete(&cur.key, Some(cur.revision)).await {
-        Ok(deleted) => {
-            tracing::debug!(kind = info.kind, key = %cur.key, revision = deleted.revision, "deleted");
-            // Kubernetes answers with the object as it was before the delete.
-            object_response(StatusCode::OK, &cur, &[])
+        if let Some(rv) = opts.resource_version.as_deref().filter(|rv| *rv != cur.revision.to_string()) {
+            return Err(ApiError::conflict(
+                info.qualified(),
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    cur.revision
+                ),
+            ));
         }
-        // Changed in between: a delete without preconditions still deletes.
-        Err(StoreError::Conflict { .. }) => match ctx.server.store.delete(&cur.key, None).await {
-            Ok(_) => object_response(StatusCode::OK, &cur, &[]),
-            Err(e) => Err(store_error(ctx, name, e)),
-        },
-        Err(e) => Err(store_error(ctx, name, e)),
+        if info.plural == namespace::INFO.plural {
+            return delete_namespace(ctx, name, cur, opts.dry_run).await;
+        }
+        if opts.dry_run {
+            return deleted_response(ctx, &cur);
+        }
+        match ctx.server.store.delete(&cur.key, Some(cur.revision)).await {
+            Ok(deleted) => {
+                tracing::debug!(kind = info.kind, key = %cur.key, revision = deleted.revision, "deleted");
+                return deleted_response(ctx, &cur);
+            }
+            Err(StoreError::Conflict { current, .. }) => {
+                ctx.server.store.cache().wait_for(current, RESOURCE_VERSION_WAIT).await;
+            }
+            Err(e) => return Err(store_error(ctx, name, e)),
+        }
     }
+    Err(ApiError::modified(info.qualified(), name))
+}
+
+/// What a delete answers: the object for kinds that return it, otherwise a success Status
+/// (Secrets: returning the object would hand every value to someone who may only delete).
+fn deleted_response(ctx: &Ctx<'_>, obj: &CachedObject<ServedObject>) -> Result<Resp, ApiError> {
+    let info = ctx.strategy.info();
+    if info.return_deleted_object {
+        return object_response(StatusCode::OK, obj, &[]);
+    }
+    let s = served(obj)?;
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": s.name, "group": info.group, "kind": info.plural, "uid": s.uid},
+    });
+    let mut status = status;
+    if info.group.is_empty() {
+        status["details"].as_object_mut().expect("object").remove("group");
+    }
+    Ok(codec::value_response(StatusCode::OK, &status))
 }
 
 /// The namespaces Kubernetes refuses to delete.
@@ -966,12 +1004,16 @@ async fn delete_namespace(ctx: &Ctx<'_>, name: &str, cur: Cached, dry_run: bool)
     if dry_run {
         return Ok(dry_run_response(StatusCode::OK, &value, &[]));
     }
-    let updated = ctx
-        .server
-        .store
-        .update(&cur.key, &encode(&value), cur.revision)
-        .await
-        .map_err(|e| store_error(ctx, name, e))?;
+    let updated = match ctx.server.store.update(&cur.key, &encode(&value), cur.revision).await {
+        Ok(u) => u,
+        // Someone changed the namespace meanwhile (a label): retry from the new state.
+        Err(StoreError::Conflict { current, .. }) => {
+            ctx.server.store.cache().wait_for(current, RESOURCE_VERSION_WAIT).await;
+            let cur = ctx.get_cached(name)?;
+            return Box::pin(delete_namespace(ctx, name, cur, dry_run)).await;
+        }
+        Err(e) => return Err(store_error(ctx, name, e)),
+    };
     tracing::info!(namespace = name, "namespace terminating; deleting its contents");
     let server = ctx.server.clone();
     let ns = name.to_string();
@@ -982,34 +1024,40 @@ async fn delete_namespace(ctx: &Ctx<'_>, name: &str, cur: Cached, dry_run: bool)
 /// Deletes everything in a terminating namespace, then the namespace itself (the namespace
 /// controller's job in Kubernetes). Also run at start-up for namespaces a crash left terminating.
 pub async fn finalize_namespace(server: &Arc<ApiServer>, ns: &str) {
-    for strategy in server.registry.all().filter(|s| s.info().namespaced) {
-        let Ok(prefix) = ObjectKey::prefix(strategy.info().plural, Some(ns)) else {
-            return;
-        };
+    // Rescan until a scan finds nothing: a create that passed its namespace check just before the
+    // namespace turned Terminating may commit after an earlier scan.
+    loop {
         let snapshot = server.store.cache().snapshot();
-        let keys: Vec<ObjectKey> = snapshot
-            .objects
-            .range(ObjectKey::range_start(&prefix)..)
-            .take_while(|(k, _)| k.as_str().starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            match server.store.delete(&key, None).await {
-                Ok(_) | Err(StoreError::NotFound { .. }) => {}
-                Err(e) => {
-                    tracing::error!(namespace = ns, %key, error = %e, "cannot delete namespace content; will retry at next start");
+        let mut found = 0usize;
+        for strategy in server.registry.all().filter(|s| s.info().namespaced) {
+            let Ok(prefix) = ObjectKey::prefix(strategy.info().plural, Some(ns)) else { return };
+            for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&prefix)..) {
+                if !key.as_str().starts_with(&prefix) {
+                    break;
+                }
+                found += 1;
+                if obj.body.is_err() {
+                    // Fail closed, as a plain delete does: the namespace stays Terminating until an
+                    // operator deals with the corrupt object.
+                    tracing::error!(namespace = ns, %key, "namespace cannot finish terminating: it holds a corrupt object");
                     return;
+                }
+                match server.store.delete(key, Some(obj.revision)).await {
+                    Ok(_) | Err(StoreError::NotFound { .. }) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => {
+                        tracing::error!(namespace = ns, %key, error = %e, "cannot delete namespace content; will retry at next start");
+                        return;
+                    }
                 }
             }
         }
-    }
-    let Ok(key) = ObjectKey::cluster(namespace::INFO.plural, ns) else {
-        return;
-    };
-    match server.store.delete(&key, None).await {
-        Ok(_) | Err(StoreError::NotFound { .. }) => {
-            tracing::info!(namespace = ns, "namespace deleted")
+        if found == 0 {
+            break;
         }
+    }
+    let Ok(key) = ObjectKey::cluster(namespace::INFO.plural, ns) else { return };
+    match server.store.delete(&key, None).await {
+        Ok(_) | Err(StoreError::NotFound { .. }) => tracing::info!(namespace = ns, "namespace deleted"),
         Err(e) => tracing::error!(namespace = ns, error = %e, "cannot delete namespace"),
     }
 }

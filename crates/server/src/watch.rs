@@ -34,6 +34,20 @@ pub struct Options {
     pub name: Option<String>,
 }
 
+/// How long a watcher may leave its buffer full before it is cut off (it then resumes from its
+/// last resourceVersion like any client). A stalled reader must not hold memory or a watch slot.
+const SLOW_WATCHER: Duration = Duration::from_secs(5);
+
+/// Frames buffered per watcher.
+const WATCHER_FRAMES: usize = 16;
+
+type Tx = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
+
+/// Sends one frame; false when the client is gone or too slow (the stream then ends).
+async fn send(tx: &Tx, line: Bytes) -> bool {
+    matches!(tokio::time::timeout(SLOW_WATCHER, tx.send(Ok(Frame::data(line)))).await, Ok(Ok(())))
+}
+
 /// How often an idle watch that asked for bookmarks gets one (kube-apiserver: about a minute).
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -45,7 +59,7 @@ pub fn serve(
     opts: Options,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Resp {
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(64);
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(WATCHER_FRAMES);
     tokio::spawn(async move {
         run(server, info, stream, filter, opts, tx).await;
         // The watch's slot is free again only once its task has ended.
@@ -88,6 +102,7 @@ fn event_line(strategy: &dyn Strategy, output: Output, kind: &str, obj: &ServedO
     line.extend_from_slice(b"\",\"object\":");
     match output {
         Output::Json => line.extend_from_slice(obj.json.expose()),
+        Output::Metadata => line.extend_from_slice(obj.partial_metadata_json().as_bytes()),
         Output::Table(include) => {
             let t = table::event_table(strategy, obj, include, revision);
             line.extend_from_slice(&serde_json::to_vec(&t).unwrap_or_default());
@@ -115,20 +130,20 @@ async fn run(
     mut stream: WatchStream<ServedObject>,
     filter: Filter,
     opts: Options,
-    tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+    tx: Tx,
 ) {
     let deadline = tokio::time::sleep(opts.timeout);
     tokio::pin!(deadline);
     let mut shutdown = server.shutdown.clone();
-    let mut last_revision = server.store.cache().revision();
+    let single_name = opts.name.as_deref().or_else(|| filter.field.requires_exact_match("metadata.name"));
     let mut bookmark = tokio::time::interval(BOOKMARK_INTERVAL);
     bookmark.reset();
     let mut initial_pending = opts.send_initial_events_end;
     loop {
         if initial_pending && stream.replay_done() {
             initial_pending = false;
-            let rev = server.store.cache().revision().max(last_revision);
-            if tx.send(Ok(Frame::data(bookmark_line(info, rev, true)))).await.is_err() {
+            // The replay described exactly this revision: promise no more than that.
+            if !send(&tx, bookmark_line(info, stream.start_revision(), true)).await {
                 return;
             }
         }
@@ -137,29 +152,34 @@ async fn run(
             // The client went away: free the watch now, not at the next event.
             _ = tx.closed() => return,
             _ = shutdown.changed() => return,
-            _ = bookmark.tick(), if opts.bookmarks => {
-                if tx.send(Ok(Frame::data(bookmark_line(info, last_revision, false)))).await.is_err() {
+            // Bookmarks promise that everything up to their revision was sent: never during the
+            // replay, and never beyond what this stream has consumed.
+            _ = bookmark.tick(), if opts.bookmarks && stream.replay_done() => {
+                if !send(&tx, bookmark_line(info, stream.progress(), false)).await {
                     return;
                 }
             }
             next = stream.next() => {
                 let Ok(ev) = next else { return };
-                last_revision = last_revision.max(ev.revision);
                 let obj = match ev.object.body.as_ref() {
                     Ok(obj) => obj,
+                    // A single-object watch is not concerned by another object's corruption.
+                    Err(_) if single_name.is_some_and(|n| !ev.object.key.as_str().ends_with(&format!("/{n}"))) => {
+                        continue;
+                    }
                     Err(_) => {
                         // Fail closed: skipping it would tell the client the object does not
                         // exist. An ERROR event ends the watch; the client's relist then gets 500.
                         let err = crate::rest::served(&ev.object).expect_err("body is an error");
                         let line = format!("{{\"type\":\"ERROR\",\"object\":{}}}\n", err.to_status());
-                        let _ = tx.send(Ok(Frame::data(Bytes::from(line)))).await;
+                        let _ = send(&tx, Bytes::from(line)).await;
                         return;
                     }
                 };
                 let Some(kind) = translate(&ev, &filter, opts.name.as_deref()) else { continue };
                 let Some(strategy) = server.registry.lookup(info.group, info.version, info.plural) else { return };
                 let line = event_line(strategy, opts.output, kind, obj, ev.revision);
-                if tx.send(Ok(Frame::data(line))).await.is_err() {
+                if !send(&tx, line).await {
                     return;
                 }
             }

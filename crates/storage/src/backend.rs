@@ -204,6 +204,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A short name for logs and metrics (`embedded`, `etcd3`).
     fn name(&self) -> &'static str;
+
+    /// Why the backend can no longer write, once it has failed (readiness reports it).
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

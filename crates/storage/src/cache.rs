@@ -161,6 +161,11 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
             snapshots: Mutex::new(VecDeque::new()),
             config,
         });
+        {
+            // The reloaded window obeys the same bounds as the live one.
+            let mut state = cache.state.write().expect("lock");
+            cache.trim(&mut state, Instant::now());
+        }
         let applier = cache.clone();
         tokio::spawn(async move { applier.apply_feed(feed, decode).await });
         cache
@@ -204,9 +209,9 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
                     let mut state = self.state.write().expect("lock");
                     if revision > state.revision {
                         state.revision = revision;
+                        drop(state);
+                        self.revision_tx.send_replace(revision);
                     }
-                    drop(state);
-                    self.revision_tx.send_replace(revision);
                 }
             }
         }
@@ -324,7 +329,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
                 rv.max(state.revision)
             }
         };
-        Ok(WatchStream { initial, rx, prefix: prefix.to_string(), after })
+        Ok(WatchStream { initial, rx, prefix: prefix.to_string(), after, consumed: after })
     }
 }
 
@@ -342,6 +347,8 @@ pub struct WatchStream<T> {
     prefix: String,
     /// Live events at or below this revision were already covered by the replay.
     after: u64,
+    /// The highest revision taken from the live feed, including events for other prefixes.
+    consumed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,6 +360,18 @@ pub enum WatchEnd {
 }
 
 impl<T> WatchStream<T> {
+    /// The revision the replay describes: every event up to it is in the replay (or, for
+    /// `After(rv)`, was before `rv`).
+    pub fn start_revision(&self) -> u64 {
+        self.after
+    }
+
+    /// Everything up to this revision that concerns this watch has been handed out (once the
+    /// replay is done): the revision a bookmark may promise.
+    pub fn progress(&self) -> u64 {
+        self.after.max(self.consumed)
+    }
+
     /// True once every replayed (initial) event has been handed out.
     pub fn replay_done(&self) -> bool {
         self.initial.is_empty()
@@ -365,6 +384,7 @@ impl<T> WatchStream<T> {
         loop {
             match self.rx.recv().await {
                 Ok(ev) => {
+                    self.consumed = self.consumed.max(ev.revision);
                     if ev.revision <= self.after || !ev.object.key.as_str().starts_with(&self.prefix) {
                         continue;
                     }

@@ -14,7 +14,7 @@
 //! restarts it, which recovers from the journal.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -105,7 +105,6 @@ pub struct EmbeddedBackend {
     tables: Tables,
     queue: std_mpsc::Sender<Request>,
     shared: Arc<Shared>,
-    config: EmbeddedConfig,
 }
 
 fn internal(e: impl std::fmt::Display) -> BackendError {
@@ -199,11 +198,7 @@ impl EmbeddedBackend {
             .name("strongroom-committer".into())
             .spawn(move || committer.run(rx))
             .map_err(internal)?;
-        Ok(EmbeddedBackend { tables, queue, shared, config })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.config.path
+        Ok(EmbeddedBackend { tables, queue, shared })
     }
 
     /// Every object, read straight from the store (still transformed): for backups,
@@ -229,6 +224,23 @@ impl EmbeddedBackend {
         let mut batch = self.tables.db.batch().durability(Some(PersistMode::SyncAll));
         batch.insert(&self.tables.objects, key.as_str(), encode_object(old.create_revision, old.mod_revision, value));
         batch.commit().map_err(internal)
+    }
+
+    /// Drops the whole watch history (after re-encryption: its values were written with keys
+    /// that are about to be retired). Watches from older revisions then get 410 and relist.
+    /// Run it with no server on the store.
+    pub fn compact_all_history(&self) -> Result<u64, BackendError> {
+        let revision = self.tables.meta_u64(META_REVISION)?;
+        let mut batch = self.tables.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut removed = 0u64;
+        for item in self.tables.history.iter() {
+            let k = item.key().map_err(internal)?;
+            batch.remove(&self.tables.history, k);
+            removed += 1;
+        }
+        batch.insert(&self.tables.meta, META_COMPACTED, revision.to_le_bytes());
+        batch.commit().map_err(internal)?;
+        Ok(removed)
     }
 
     fn load(&self) -> Result<Snapshot, BackendError> {
@@ -283,6 +295,10 @@ impl Backend for EmbeddedBackend {
 
     fn name(&self) -> &'static str {
         "embedded"
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.shared.failed.lock().expect("lock").clone()
     }
 }
 
@@ -446,7 +462,7 @@ impl Committer {
             write.remove(&t.history, history_key(rev));
             compact_to = rev;
             doomed += 1;
-            if doomed >= 10_000 {
+            if doomed >= 100_000 {
                 break;
             }
         }

@@ -195,6 +195,9 @@ async fn reencrypt(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<()>
             other => bail!("{} changed during re-encryption ({other:?}); run again", kv.key),
         }
     }
+    // The watch history still holds values written with the old keys: drop it, so that removing
+    // an old key afterwards leaves nothing it alone could read.
+    let dropped = backend.compact_all_history()?;
     let mut after: std::collections::BTreeMap<String, u64> = Default::default();
     for kv in backend.raw_objects()? {
         *after.entry(transformers.for_resource(kv.key.resource()).describe(&kv.value)).or_default() += 1;
@@ -202,6 +205,7 @@ async fn reencrypt(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<()>
     println!("rewrote {rewritten} objects with the current write key");
     println!("before: {}", summary(&before));
     println!("after:  {}", summary(&after));
+    println!("dropped {dropped} watch history events (clients resuming older watches relist)");
     Ok(())
 }
 

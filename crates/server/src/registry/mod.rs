@@ -30,6 +30,9 @@ pub struct ResourceInfo {
     pub short_names: &'static [&'static str],
     pub verbs: &'static [&'static str],
     pub categories: &'static [&'static str],
+    /// Whether DELETE answers with the deleted object (Namespaces) or a success Status (Secrets,
+    /// as kube-apiserver's secret storage: the object would hand values to a mere deleter).
+    pub return_deleted_object: bool,
     /// Field selectors this resource accepts (Kubernetes' field label conversions for the kind).
     pub selectable_fields: &'static [&'static str],
 }

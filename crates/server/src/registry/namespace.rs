@@ -22,6 +22,7 @@ pub static INFO: ResourceInfo = ResourceInfo {
     short_names: &["ns"],
     verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
     categories: &[],
+    return_deleted_object: true,
     selectable_fields: &["metadata.name", "status.phase"],
 };
 

@@ -27,6 +27,7 @@ pub static INFO: ResourceInfo = ResourceInfo {
     short_names: &[],
     verbs: STANDARD_VERBS,
     categories: &[],
+    return_deleted_object: false,
     selectable_fields: &["metadata.name", "metadata.namespace", "type"],
 };
 
@@ -107,12 +108,17 @@ impl Strategy for SecretStrategy {
             s.type_ = Some(secret::TYPE_OPAQUE.to_string());
         }
         if let Some(annotations) = s.metadata.annotations.as_mut()
-            && let Some(applied) = annotations.get_mut(LAST_APPLIED)
+            && let Some(applied) = annotations.get(LAST_APPLIED)
         {
-            // An annotation that is not JSON is left as the user wrote it; kubectl only
-            // ever writes JSON.
-            if let Ok(redacted) = redact_last_applied(applied, &self.digest) {
-                *applied = redacted;
+            // An annotation that is not the JSON kubectl writes cannot be redacted, so it is not
+            // kept at all: it could hold anything.
+            match redact_last_applied(applied, &self.digest) {
+                Ok(redacted) => {
+                    annotations.insert(LAST_APPLIED.to_string(), redacted);
+                }
+                Err(_) => {
+                    annotations.remove(LAST_APPLIED);
+                }
             }
         }
         let value = serde_json::to_value(&s).map_err(|e| ApiError::internal(format!("cannot encode Secret: {e}")))?;

@@ -64,9 +64,7 @@ fn raw_record(b: &EmbeddedBackend, key: &ObjectKey) -> KeyValue {
 
 /// The message the server gives for an object it cannot decrypt or decode.
 fn corrupt_message(name: &str) -> String {
-    format!(
-        "the object stored at /registry/secrets/default/{name} is corrupt: it cannot be decrypted or decoded; other objects are unaffected"
-    )
+    format!("the object stored at /registry/secrets/default/{name} is corrupt: it cannot be decrypted or decoded")
 }
 
 /// What kubectl prints for that error.
@@ -283,13 +281,13 @@ fn a_changed_key_under_the_same_name_fails_closed_and_loses_nothing() {
     s.kubectl(&["get", "secret", "db", "-o", "jsonpath={.data}"]).stderr_is(&corrupt_stderr("db"));
     s.kubectl(&["get", "secrets"]).stderr_is(&corrupt_stderr("alpha"));
     s.kubectl(&["get", "namespace", "default"]).stderr_is(
-        "Error from server (InternalError): the object stored at /registry/namespaces/default is corrupt: it cannot be decrypted or decoded; other objects are unaffected\n",
+        "Error from server (InternalError): the object stored at /registry/namespaces/default is corrupt: it cannot be decrypted or decoded\n",
     );
     // Writing into a namespace the server cannot read is refused, not done blindly.
     let err = s.kubectl(&["create", "secret", "generic", "new", "--from-literal=v=n"]).fails();
     assert_eq!(
         err,
-        "error: failed to create secret the object stored at /registry/namespaces/default is corrupt: it cannot be decrypted or decoded; other objects are unaffected\n"
+        "error: failed to create secret the object stored at /registry/namespaces/default is corrupt: it cannot be decrypted or decoded\n"
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -18,7 +18,10 @@ use tokio::sync::mpsc;
 
 use crate::ApiServer;
 use crate::codec::{Output, Resp};
-use crate::object::ServedObject;
+use strongroom_api::SecretBytes;
+use strongroom_storage::cache::ObjectDecoder;
+
+use crate::object::{Decoder, ServedObject};
 use crate::registry::{ResourceInfo, Strategy};
 use crate::rest::Filter;
 use crate::table;
@@ -78,21 +81,32 @@ fn tokio_stream_from(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// What one cache event means for this watcher.
-fn translate(ev: &CacheEvent<ServedObject>, filter: &Filter, name: Option<&str>) -> Option<&'static str> {
+/// What one cache event means for this watcher, and whether to send the previous state.
+///
+/// As kube-apiserver's cacher: an update that makes an object start matching is ADDED; one that
+/// makes it stop matching is DELETED carrying the *previous* object (the last state the watcher
+/// was entitled to), at the event's resourceVersion.
+fn translate(ev: &CacheEvent<ServedObject>, filter: &Filter, name: Option<&str>) -> Option<(&'static str, bool)> {
     let ok = |o: &ServedObject| filter.matches(o) && name.is_none_or(|n| o.name == n);
     let now = ev.object.body.as_ref().ok().map(ok)?;
     let before = ev.prev.as_ref().and_then(|p| p.body.as_ref().ok()).map(ok);
     match ev.kind {
-        EventType::Added => now.then_some("ADDED"),
-        EventType::Deleted => now.then_some("DELETED"),
+        EventType::Added => now.then_some(("ADDED", false)),
+        EventType::Deleted => now.then_some(("DELETED", false)),
         EventType::Modified => match (before.unwrap_or(now), now) {
-            (true, true) => Some("MODIFIED"),
-            (false, true) => Some("ADDED"),
-            (true, false) => Some("DELETED"),
+            (true, true) => Some(("MODIFIED", false)),
+            (false, true) => Some(("ADDED", false)),
+            (true, false) => Some(("DELETED", true)),
             (false, false) => None,
         },
     }
+}
+
+/// The previous state of `ev`'s object, re-served at the event's revision.
+fn previous_at_event(server: &ApiServer, ev: &CacheEvent<ServedObject>) -> Option<ServedObject> {
+    let prev = ev.prev.as_ref()?.body.as_ref().ok()?;
+    let decoder = Decoder { registry: server.registry.clone() };
+    decoder.decode(&ev.object.key, ev.revision, SecretBytes::new(prev.json.expose().to_vec())).ok()
 }
 
 fn event_line(strategy: &dyn Strategy, output: Output, kind: &str, obj: &ServedObject, revision: u64) -> Bytes {
@@ -176,9 +190,10 @@ async fn run(
                         return;
                     }
                 };
-                let Some(kind) = translate(&ev, &filter, opts.name.as_deref()) else { continue };
+                let Some((kind, use_prev)) = translate(&ev, &filter, opts.name.as_deref()) else { continue };
                 let Some(strategy) = server.registry.lookup(info.group, info.version, info.plural) else { return };
-                let line = event_line(strategy, opts.output, kind, obj, ev.revision);
+                let previous = if use_prev { previous_at_event(&server, &ev) } else { None };
+                let line = event_line(strategy, opts.output, kind, previous.as_ref().unwrap_or(obj), ev.revision);
                 if !send(&tx, line).await {
                     return;
                 }

@@ -271,3 +271,34 @@ async fn deletes_and_metadata_views_never_carry_values() {
     let r = s.raw("PATCH", "/api/v1/namespaces/default/secrets/ssa-bad?fieldManager=t", &apply, bad, true).await;
     assert_eq!(r.status, 422, "{r:?}");
 }
+
+/// An update that makes an object leave a watch's selector is DELETED carrying the previous
+/// state at the update's resourceVersion (kube-apiserver's cacher); entering it is ADDED.
+#[tokio::test]
+async fn selector_transitions_are_added_and_deleted_with_the_previous_state() {
+    let s = server();
+    let ct = [("Content-Type", "application/json")];
+    let body = br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"t","labels":{"k":"v"}}}"#;
+    let created = s.raw("POST", "/api/v1/namespaces/default/secrets", &ct, body, true).await;
+    let rv: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+    let rv = rv["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let watch = format!(
+        "/api/v1/namespaces/default/secrets?watch=true&labelSelector=k%3Dv&resourceVersion={rv}&timeoutSeconds=2"
+    );
+    let merge = [("Content-Type", "application/merge-patch+json")];
+    let (events, ()) = tokio::join!(s.raw("GET", &watch, &[], b"", true), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let leave = br#"{"metadata":{"labels":{"k":"w"}}}"#;
+        assert_eq!(s.raw("PATCH", "/api/v1/namespaces/default/secrets/t", &merge, leave, true).await.status, 200);
+        let back = br#"{"metadata":{"labels":{"k":"v"}}}"#;
+        assert_eq!(s.raw("PATCH", "/api/v1/namespaces/default/secrets/t", &merge, back, true).await.status, 200);
+    });
+    let events: Vec<serde_json::Value> = events.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["type"], "DELETED");
+    assert_eq!(events[0]["object"]["metadata"]["labels"]["k"], "v", "DELETED carries the previous state");
+    let left_at: u64 = events[0]["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    assert!(left_at > rv.parse::<u64>().unwrap(), "at the update's resourceVersion");
+    assert_eq!(events[1]["type"], "ADDED");
+    assert_eq!(events[1]["object"]["metadata"]["labels"]["k"], "v");
+}

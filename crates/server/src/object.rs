@@ -102,4 +102,8 @@ impl ObjectDecoder<ServedObject> for Decoder {
             json: SecretBytes::new(json),
         })
     }
+
+    fn weight(&self, object: &ServedObject) -> usize {
+        object.json.len() + object.metadata_json.len() + object.name.len() + 256
+    }
 }

@@ -20,6 +20,9 @@ use crate::transformer::Transformers;
 /// `metadata.resourceVersion` set to `revision`).
 pub trait ObjectDecoder<T>: Send + Sync + 'static {
     fn decode(&self, key: &ObjectKey, revision: u64, plaintext: SecretBytes) -> Result<T, String>;
+
+    /// About how many bytes a decoded object holds, for the event window's byte budget.
+    fn weight(&self, object: &T) -> usize;
 }
 
 /// One object as the cache holds it.
@@ -75,6 +78,9 @@ pub struct CacheConfig {
     pub min_history: usize,
     /// The most events kept, whatever their age, bounding memory under write storms.
     pub max_history: usize,
+    /// The most bytes of decoded objects the window holds. It wins over `min_history`: a window
+    /// of a thousand 1 MiB Secrets would otherwise pin a gigabyte.
+    pub max_history_bytes: usize,
     /// How far a watcher may fall behind before it is cut off (it then resumes like any client).
     pub watcher_buffer: usize,
     /// How long a list snapshot stays available to `continue` tokens (kube-apiserver's tokens
@@ -88,6 +94,7 @@ impl Default for CacheConfig {
             history_window: Duration::from_secs(600),
             min_history: 1000,
             max_history: 200_000,
+            max_history_bytes: 256 * 1024 * 1024,
             watcher_buffer: 4096,
             snapshot_ttl: Duration::from_secs(300),
         }
@@ -100,6 +107,8 @@ struct State<T> {
     objects: Objects<T>,
     revision: u64,
     events: VecDeque<(Instant, Arc<CacheEvent<T>>)>,
+    /// Sum of the weights of the objects in `events`.
+    events_bytes: usize,
     /// Every event with a revision greater than this is in `events`.
     complete_after: u64,
 }
@@ -143,11 +152,13 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         // Rebuild the event window from the retained history, tracking each key's last state so
         // events carry their previous object where the window knows it.
         let mut events = VecDeque::new();
+        let mut events_bytes = 0usize;
         let mut last: std::collections::HashMap<ObjectKey, Arc<CachedObject<T>>> = Default::default();
         let now = Instant::now();
         for ev in &snapshot.history {
             let event = decode.event(ev, last.get(ev_key(ev)).cloned());
             last.insert(ev_key(ev).clone(), event.object.clone());
+            events_bytes += decode.weight(&event);
             events.push_back((now, Arc::new(event)));
         }
         let complete_after = snapshot.oldest_resumable.saturating_sub(1);
@@ -155,7 +166,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
         let (broadcast, _) = broadcast::channel(config.watcher_buffer);
         let cache = Arc::new(WatchCache {
             decode: decode.clone(),
-            state: RwLock::new(State { objects, revision: snapshot.revision, events, complete_after }),
+            state: RwLock::new(State { objects, revision: snapshot.revision, events, events_bytes, complete_after }),
             revision_tx,
             broadcast,
             snapshots: Mutex::new(VecDeque::new()),
@@ -196,6 +207,7 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
                             }
                         }
                         state.revision = event.revision;
+                        state.events_bytes += decode.weight(&event);
                         state.events.push_back((now, event.clone()));
                         // No receivers is fine: nobody is watching.
                         let _ = self.broadcast.send(event);
@@ -219,15 +231,16 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
     }
 
     fn trim(&self, state: &mut State<T>, now: Instant) {
-        while state.events.len() > self.config.min_history {
-            let Some((at, ev)) = state.events.front() else {
-                break;
-            };
+        while let Some((at, ev)) = state.events.front() {
+            let over_budget = state.events_bytes > self.config.max_history_bytes;
             let too_old = now.duration_since(*at) > self.config.history_window;
-            if !too_old && state.events.len() <= self.config.max_history {
+            let too_many = state.events.len() > self.config.max_history;
+            let keep_min = state.events.len() <= self.config.min_history;
+            if !over_budget && (keep_min || (!too_old && !too_many)) {
                 break;
             }
             state.complete_after = ev.revision;
+            state.events_bytes = state.events_bytes.saturating_sub(self.decode.weight(ev));
             state.events.pop_front();
         }
     }
@@ -410,6 +423,11 @@ struct Decode<T> {
 }
 
 impl<T: 'static> Decode<T> {
+    fn weight(&self, event: &CacheEvent<T>) -> usize {
+        // The object's own size; `prev` is shared with the event before it.
+        event.object.body.as_ref().map(|o| self.decoder.weight(o)).unwrap_or(0) + 64
+    }
+
     fn object(&self, kv: &KeyValue, revision: u64) -> CachedObject<T> {
         let transformer = self.transformers.for_resource(kv.key.resource());
         let body = match transformer.transform_from_storage(&kv.value, kv.key.as_str()) {

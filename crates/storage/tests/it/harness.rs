@@ -167,6 +167,9 @@ impl ObjectDecoder<Plain> for PlainDecoder {
             .map(|text| Plain { revision, text })
             .map_err(|_| "plaintext is not UTF-8".to_owned())
     }
+    fn weight(&self, object: &Plain) -> usize {
+        object.text.len()
+    }
 }
 
 pub type TestStore = Store<Plain>;

@@ -47,6 +47,7 @@ macro_rules! conformance {
                 watch_cases::watch_namespace_prefix_excludes_sibling_namespaces,
                 watch_cases::watch_concurrent_watchers_started_at_each_others_revisions_agree,
                 watch_cases::watch_older_than_the_cache_window_is_expired,
+                watch_cases::watch_window_obeys_its_byte_budget,
                 watch_cases::watch_from_a_compacted_revision_is_expired_after_reopen,
                 watch_cases::watch_resumes_after_reopen,
                 watch_cases::watch_event_types_and_previous_states,

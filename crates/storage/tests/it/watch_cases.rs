@@ -199,6 +199,29 @@ pub async fn watch_older_than_the_cache_window_is_expired(f: &dyn Factory) {
     assert_eq!(got, d.events_after(oldest, &prefix("app")));
 }
 
+/// The event window's byte budget wins over its minimum count: big objects cannot pin unbounded
+/// memory. Values of 1,000 bytes with a 10,000-byte budget leave about ten events; older watches
+/// are Expired, never silently gapped.
+pub async fn watch_window_obeys_its_byte_budget(f: &dyn Factory) {
+    let loc = f.create(Retention::default());
+    let config = CacheConfig { min_history: 1000, max_history_bytes: 10_000, ..CacheConfig::default() };
+    let store = open_store_with(&*loc, config).await;
+    let base = store.cache().revision();
+    let mut d = Driver::new(store.clone());
+    let big = "x".repeat(1000);
+    for i in 0..50 {
+        d.create(&key("app", &format!("k{i}")), &big).await;
+    }
+    let err =
+        store.cache().watch(&prefix("app"), WatchStart::After(base)).err().expect("the window was trimmed by bytes");
+    assert!(err.oldest > base + 30, "about ten 1 KB events fit in 10 KB; the window starts after {}", err.oldest);
+    let mut w =
+        store.cache().watch(&prefix("app"), WatchStart::After(err.oldest)).expect("a watch from the window's start");
+    let expected = d.events_after(err.oldest, &prefix("app"));
+    let got = take(&mut w, expected.len(), "watch from the oldest resumable revision").await;
+    assert_eq!(got, expected);
+}
+
 /// Reliability 3.2 item 22 across a restart: history the backend compacted is gone for good — a
 /// watch from a compacted revision after reopen is `Expired` (never a silent gap), one from the
 /// first retained revision replays the rest; a later, longer retention keeps writes working.

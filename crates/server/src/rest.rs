@@ -694,22 +694,49 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
     for _ in 0..MAX_UPDATE_ATTEMPTS {
         let cur = ctx.get_cached(name)?;
         let (new, changed) = prepare_update(ctx, name, obj.clone(), &cur, &manager, true)?;
-        if !changed {
-            return object_response(StatusCode::OK, &cur, &warnings);
-        }
-        if dry_run {
-            return Ok(dry_run_response(StatusCode::OK, &new, &warnings));
-        }
-        match ctx.server.store.update(&cur.key, &encode(&new), cur.revision).await {
-            Ok(updated) => {
-                tracing::debug!(kind = ctx.kind(), key = %cur.key, revision = updated.revision, "updated");
-                return object_response(StatusCode::OK, &updated, &warnings);
-            }
-            Err(StoreError::Conflict { .. }) if !precondition => continue,
-            Err(e) => return Err(store_error(ctx, name, e)),
+        if let Some(resp) = write_update(ctx, name, &cur, new, changed, dry_run, precondition, &warnings).await? {
+            return Ok(resp);
         }
     }
     Err(ApiError::modified(ctx.strategy.info().qualified(), name))
+}
+
+/// The end of every update and patch (`guaranteed_update`'s write step): nothing changed → the
+/// current object, unwritten; dry run → the would-be object; otherwise write exactly `cur`'s
+/// revision. `Ok(None)` means another writer won the race and the caller should re-read and
+/// retry, unless the client itself gave a resourceVersion (then it is a 409).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the shared tail of update and patch; each argument is one of their facts"
+)]
+async fn write_update(
+    ctx: &Ctx<'_>,
+    name: &str,
+    cur: &CachedObject<ServedObject>,
+    new: Value,
+    changed: bool,
+    dry_run: bool,
+    precondition: bool,
+    warnings: &[String],
+) -> Result<Option<Resp>, ApiError> {
+    if !changed {
+        return object_response(StatusCode::OK, cur, warnings).map(Some);
+    }
+    if dry_run {
+        return Ok(Some(dry_run_response(StatusCode::OK, &new, warnings)));
+    }
+    match ctx.server.store.update(&cur.key, &encode(&new), cur.revision).await {
+        Ok(updated) => {
+            tracing::debug!(kind = ctx.kind(), key = %cur.key, revision = updated.revision, "updated");
+            object_response(StatusCode::OK, &updated, warnings).map(Some)
+        }
+        Err(StoreError::Conflict { current, .. }) if !precondition => {
+            // Retry from a cache that has caught up with the winner.
+            ctx.server.store.cache().wait_for(current, RESOURCE_VERSION_WAIT).await;
+            Ok(None)
+        }
+        Err(e) => Err(store_error(ctx, name, e)),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -814,19 +841,8 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
         let mut round_warnings = warnings.clone();
         let patched = admit_body(ctx, patched, &mut round_warnings)?;
         let (new, changed) = prepare_update(ctx, name, patched, &cur, &manager, kind != PatchType::Apply)?;
-        if !changed {
-            return object_response(StatusCode::OK, &cur, &round_warnings);
-        }
-        if dry_run {
-            return Ok(dry_run_response(StatusCode::OK, &new, &round_warnings));
-        }
-        match ctx.server.store.update(&cur.key, &encode(&new), cur.revision).await {
-            Ok(updated) => {
-                tracing::debug!(kind = info.kind, key = %cur.key, revision = updated.revision, "patched");
-                return object_response(StatusCode::OK, &updated, &round_warnings);
-            }
-            Err(StoreError::Conflict { .. }) if !precondition => continue,
-            Err(e) => return Err(store_error(ctx, name, e)),
+        if let Some(resp) = write_update(ctx, name, &cur, new, changed, dry_run, precondition, &round_warnings).await? {
+            return Ok(resp);
         }
     }
     Err(ApiError::modified(info.qualified(), name))

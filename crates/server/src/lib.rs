@@ -183,6 +183,8 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
     let local = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     server.ready.store(true, Ordering::SeqCst);
     tracing::info!(address = %local, "serving the Kubernetes API over HTTPS");
+    // Absolute, so the line can be pasted from any directory.
+    let kubeconfig = std::fs::canonicalize(&kubeconfig).unwrap_or(kubeconfig);
     tracing::info!("ready: export KUBECONFIG={}", kubeconfig.display());
 
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);

@@ -320,10 +320,7 @@ async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), StartError> {
     }
     let prefix = ObjectKey::prefix("namespaces", None).expect("a valid resource name");
     let snapshot = server.store.cache().snapshot();
-    for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&prefix)..) {
-        if !key.as_str().starts_with(&prefix) {
-            break;
-        }
+    for (_, obj) in snapshot.under(&prefix, None) {
         if let Ok(ns) = &obj.body
             && ns.deleting
         {

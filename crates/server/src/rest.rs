@@ -437,7 +437,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
             let snap = cache.snapshot_at(rv).ok_or_else(|| {
                 ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
             })?;
-            (snap, start)
+            (snap, Some(start))
         }
         None => {
             let rv = ctx.query.get("resourceVersion").filter(|s| !s.is_empty() && *s != "0");
@@ -454,9 +454,9 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
                 if exact && snap.revision != rv {
                     return Err(ApiError::expired(format!("too old resource version: {rv} ({})", snap.revision)));
                 }
-                (snap, prefix.clone())
+                (snap, None)
             } else {
-                (cache.snapshot(), prefix.clone())
+                (cache.snapshot(), None)
             }
         }
     };
@@ -464,10 +464,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
     let mut last_key = None;
     let mut more = false;
     let mut remaining = 0u64;
-    for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&start)..) {
-        if !key.as_str().starts_with(&prefix) {
-            break;
-        }
+    for (key, obj) in snapshot.under(&prefix, start.as_deref()) {
         if more {
             remaining += 1;
             continue;
@@ -1047,10 +1044,7 @@ pub async fn finalize_namespace(server: &Arc<ApiServer>, ns: &str) {
         let mut found = 0usize;
         for strategy in server.registry.all().filter(|s| s.info().namespaced) {
             let Ok(prefix) = ObjectKey::prefix(strategy.info().plural, Some(ns)) else { return };
-            for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&prefix)..) {
-                if !key.as_str().starts_with(&prefix) {
-                    break;
-                }
+            for (key, obj) in snapshot.under(&prefix, None) {
                 found += 1;
                 if obj.body.is_err() {
                     // Fail closed, as a plain delete does: the namespace stays Terminating until an
@@ -1089,10 +1083,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Bytes) -> Result<Resp, ApiEr
         .map_err(|_| ApiError::not_found(namespace::INFO.qualified(), ctx.info.namespace.as_deref().unwrap_or("")))?;
     let snapshot = ctx.server.store.cache().snapshot();
     let mut deleted: Vec<Cached> = Vec::new();
-    for (key, obj) in snapshot.objects.range(ObjectKey::range_start(&prefix)..) {
-        if !key.as_str().starts_with(&prefix) {
-            break;
-        }
+    for (key, obj) in snapshot.under(&prefix, None) {
         let Ok(s) = served(obj) else { continue };
         if !filter.matches(s) {
             continue;

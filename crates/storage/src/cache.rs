@@ -119,6 +119,19 @@ pub struct ListSnapshot<T> {
     pub objects: Objects<T>,
 }
 
+impl<T> ListSnapshot<T> {
+    /// The objects whose keys start with `prefix` (a list prefix from `ObjectKey::prefix`), in key
+    /// order, from `from` on (inclusive; a continue position) or from the start of the prefix.
+    pub fn under<'a>(
+        &'a self,
+        prefix: &'a str,
+        from: Option<&str>,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a Arc<CachedObject<T>>)> + 'a {
+        let start = ObjectKey::range_start(from.filter(|f| f.starts_with(prefix)).unwrap_or(prefix));
+        self.objects.range(start..).take_while(move |(k, _)| k.as_str().starts_with(prefix))
+    }
+}
+
 impl<T> Clone for ListSnapshot<T> {
     fn clone(&self) -> Self {
         ListSnapshot { revision: self.revision, objects: self.objects.clone() }
@@ -347,8 +360,9 @@ impl<T: Send + Sync + 'static> WatchCache<T> {
 }
 
 impl ObjectKey {
-    /// The smallest key that could start with `prefix`, for range scans.
-    pub fn range_start(prefix: &str) -> ObjectKey {
+    /// The smallest key that could start with `prefix`, for range scans. Crate-private: it is
+    /// the one way to make an `ObjectKey` that skipped validation, and it never addresses an object.
+    pub(crate) fn range_start(prefix: &str) -> ObjectKey {
         ObjectKey::unchecked(prefix)
     }
 }

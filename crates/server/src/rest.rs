@@ -417,15 +417,23 @@ fn parse_rv(s: &str) -> Result<u64, ApiError> {
     s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))
 }
 
-pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
+/// What a list, watch or deletecollection addresses: the response form, the selectors and the key
+/// prefix of the resource (within one namespace, or all of them).
+fn collection(ctx: &Ctx<'_>) -> Result<(Output, Filter, String), ApiError> {
     let output = codec::negotiate(
         ctx.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()),
         IncludeObject::from_query(ctx.query.get("includeObject"))?,
     )?;
     let filter = Filter::from_query(ctx)?;
+    let namespace = ctx.info.namespace.as_deref();
+    let prefix = ObjectKey::prefix(ctx.strategy.info().plural, namespace)
+        .map_err(|_| ApiError::not_found(namespace::INFO.qualified(), namespace.unwrap_or("")))?;
+    Ok((output, filter, prefix))
+}
+
+pub async fn list(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
+    let (output, filter, prefix) = collection(ctx)?;
     let info = ctx.strategy.info();
-    let prefix = ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref())
-        .map_err(|_| ApiError::not_found(namespace::INFO.qualified(), ctx.info.namespace.as_deref().unwrap_or("")))?;
     let limit = match ctx.query.get("limit") {
         None | Some("") => 0usize,
         Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?.max(0) as usize,
@@ -546,14 +554,7 @@ pub fn list_json(
 // watch
 
 pub async fn watch(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
-    let output = codec::negotiate(
-        ctx.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()),
-        IncludeObject::from_query(ctx.query.get("includeObject"))?,
-    )?;
-    let filter = Filter::from_query(ctx)?;
-    let info = ctx.strategy.info();
-    let mut prefix = ObjectKey::prefix(info.plural, ctx.info.namespace.as_deref())
-        .map_err(|_| ApiError::not_found(namespace::INFO.qualified(), ctx.info.namespace.as_deref().unwrap_or("")))?;
+    let (output, filter, mut prefix) = collection(ctx)?;
     // A watch on `/secrets/<name>` (deprecated form) watches one object.
     let mut name_filter = None;
     if let Some(name) = &ctx.info.name {

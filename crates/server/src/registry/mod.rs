@@ -61,6 +61,24 @@ pub struct Column {
     pub priority: i32,
 }
 
+/// The Name column every kind's table starts with (kube-apiserver's default table convertor).
+pub const NAME_COLUMN: Column = Column {
+    name: "Name",
+    type_: "string",
+    format: "name",
+    description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+    priority: 0,
+};
+
+/// The Age column, computed from `creationTimestamp` when a table is rendered.
+pub const AGE_COLUMN: Column = Column {
+    name: "Age",
+    type_: "string",
+    format: "",
+    description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+    priority: 0,
+};
+
 /// One cell of a row. Age is computed when the table is rendered, from the object's
 /// `creationTimestamp`, exactly as kubectl shows it.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use strongroom_api::patch::StrategicSchema;
 use strongroom_api::{ErrorList, json, validation};
 
 use super::secret::cannot_handle;
-use super::{Cell, Column, ResourceInfo, Strategy};
+use super::{AGE_COLUMN, Cell, Column, NAME_COLUMN, ResourceInfo, Strategy};
 use crate::status::ApiError;
 
 pub static INFO: ResourceInfo = ResourceInfo {
@@ -27,21 +27,9 @@ pub static INFO: ResourceInfo = ResourceInfo {
 };
 
 static COLUMNS: [Column; 3] = [
-    Column {
-        name: "Name",
-        type_: "string",
-        format: "name",
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-        priority: 0,
-    },
+    NAME_COLUMN,
     Column { name: "Status", type_: "string", format: "", description: "The status of the namespace", priority: 0 },
-    Column {
-        name: "Age",
-        type_: "string",
-        format: "",
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created.",
-        priority: 0,
-    },
+    AGE_COLUMN,
 ];
 
 pub const PHASE_ACTIVE: &str = "Active";

@@ -11,7 +11,7 @@ use strongroom_api::secret::{self, Secret};
 use strongroom_api::{ErrorList, json, validation};
 use zeroize::Zeroizing;
 
-use super::{Cell, Column, ResourceInfo, STANDARD_VERBS, Strategy};
+use super::{AGE_COLUMN, Cell, Column, NAME_COLUMN, ResourceInfo, STANDARD_VERBS, Strategy};
 use crate::status::ApiError;
 
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -32,22 +32,10 @@ pub static INFO: ResourceInfo = ResourceInfo {
 };
 
 static COLUMNS: [Column; 4] = [
-    Column {
-        name: "Name",
-        type_: "string",
-        format: "name",
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-        priority: 0,
-    },
+    NAME_COLUMN,
     Column { name: "Type", type_: "string", format: "", description: "", priority: 0 },
     Column { name: "Data", type_: "integer", format: "", description: "", priority: 0 },
-    Column {
-        name: "Age",
-        type_: "string",
-        format: "",
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-        priority: 0,
-    },
+    AGE_COLUMN,
 ];
 
 /// The key of the digests that replace values in the last-applied annotation. Keyed, so a digest

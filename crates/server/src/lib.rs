@@ -318,8 +318,18 @@ async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), StartError> {
             Err(source) => return Err(StartError::Bootstrap { namespace: ns.to_string(), source }),
         }
     }
-    let prefix = ObjectKey::prefix("namespaces", None).expect("a valid resource name");
     let snapshot = server.store.cache().snapshot();
+    let unreadable = snapshot.objects.values().filter(|o| o.body.is_err()).count();
+    if unreadable > 0 {
+        // Usually a wrong or missing key: say so once, clearly. Those objects answer 500 (never
+        // ciphertext or empty data) until the right key is configured; the rest are served.
+        tracing::error!(
+            objects = unreadable,
+            "stored objects cannot be decrypted or decoded with the configured encryption keys; \
+             they answer 500 until the right key is configured (see the errors above for which)"
+        );
+    }
+    let prefix = ObjectKey::prefix("namespaces", None).expect("a valid resource name");
     for (_, obj) in snapshot.under(&prefix, None) {
         if let Ok(ns) = &obj.body
             && ns.deleting

@@ -276,6 +276,12 @@ fn a_changed_key_under_the_same_name_fails_closed_and_loses_nothing() {
 
     // It starts (`restart` fails the test if it does not) ...
     s.restart();
+    // ... says clearly, once, that the configured keys do not read the store ...
+    assert!(
+        s.log_text().contains("stored objects cannot be decrypted or decoded with the configured encryption keys"),
+        "{}",
+        s.log_text()
+    );
     // ... and fails closed on every object the old key wrote.
     s.kubectl(&["get", "secret", "db"]).stderr_is(&corrupt_stderr("db"));
     s.kubectl(&["get", "secret", "db", "-o", "jsonpath={.data}"]).stderr_is(&corrupt_stderr("db"));

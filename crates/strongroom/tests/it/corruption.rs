@@ -63,6 +63,21 @@ fn raw_record(b: &EmbeddedBackend, key: &ObjectKey) -> KeyValue {
 }
 
 /// The message the server gives for an object it cannot decrypt or decode.
+/// A server whose secret `name` (holding `value`) has one bit flipped on disk, restarted.
+fn server_with_corrupt_secret(name: &str, value: &str) -> Server {
+    let mut s = server();
+    s.kubectl(&["create", "secret", "generic", name, &format!("--from-literal=v={value}")]).ok();
+    s.terminate();
+    with_store(&s, |b| {
+        let key = secret_key(name);
+        let mut stored = raw_record(b, &key).value;
+        *stored.last_mut().expect("a non-empty record") ^= 0x80;
+        b.corrupt_for_test(&key, &stored).expect("corrupt the record");
+    });
+    s.restart();
+    s
+}
+
 fn corrupt_message(name: &str) -> String {
     format!("the object stored at /registry/secrets/default/{name} is corrupt: it cannot be decrypted or decoded")
 }
@@ -227,16 +242,7 @@ fn a_corrupt_record_is_a_500_for_that_object_only_and_is_never_overwritten() {
 /// with the same internal error and leaves the record in place.
 #[test]
 fn a_plain_delete_of_a_corrupt_object_fails_and_deletes_nothing() {
-    let mut s = server();
-    s.kubectl(&["create", "secret", "generic", "victim", "--from-literal=v=victim-value-7310"]).ok();
-    s.terminate();
-    with_store(&s, |b| {
-        let key = secret_key("victim");
-        let mut value = raw_record(b, &key).value;
-        *value.last_mut().expect("a non-empty record") ^= 0x80;
-        b.corrupt_for_test(&key, &value).expect("corrupt the record");
-    });
-    s.restart();
+    let mut s = server_with_corrupt_secret("victim", "victim-value-7310");
     s.kubectl(&["delete", "secret", "victim"]).stderr_is(&corrupt_stderr("victim"));
     // Still there, still corrupt: not deleted behind the error.
     s.kubectl(&["get", "secret", "victim"]).stderr_is(&corrupt_stderr("victim"));
@@ -356,16 +362,7 @@ fn a_value_copied_to_another_key_does_not_decrypt() {
 /// ends with an ERROR event carrying the 500 Status.
 #[test]
 fn a_watch_meeting_a_corrupt_object_ends_with_an_error_event() {
-    let mut s = server();
-    s.kubectl(&["create", "secret", "generic", "victim", "--from-literal=v=victim-value-8842"]).ok();
-    s.terminate();
-    with_store(&s, |b| {
-        let key = secret_key("victim");
-        let mut value = raw_record(b, &key).value;
-        *value.last_mut().expect("a non-empty record") ^= 0x80;
-        b.corrupt_for_test(&key, &value).expect("corrupt the record");
-    });
-    s.restart();
+    let s = server_with_corrupt_secret("victim", "victim-value-8842");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let r =
         rt.block_on(s.raw("GET", "/api/v1/namespaces/default/secrets?watch=true&resourceVersion=0", &[], b"", true));

@@ -12,6 +12,7 @@ pub mod json;
 pub mod managed_fields;
 pub mod patch;
 pub mod protobuf;
+pub mod rbac;
 pub mod secret;
 pub mod secret_bytes;
 pub mod selector;

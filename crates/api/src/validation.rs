@@ -1,12 +1,15 @@
-//! Validation of Secrets, Namespaces and object metadata with Kubernetes v1.32's exact rules,
-//! messages and field paths.
+//! Validation of Secrets, Namespaces, ServiceAccounts, RBAC objects and object metadata with
+//! Kubernetes v1.32's exact rules, messages and field paths.
 //!
 //! Sources (kubernetes v1.32, apimachinery v0.32.13): `pkg/util/validation/validation.go`
 //! (name and key formats), `pkg/api/validation/objectmeta.go` and `generic.go`
 //! (`ValidateObjectMeta*`), `pkg/apis/meta/v1/validation/validation.go` (labels, managed
 //! fields), `pkg/api/validation/path/name.go` (path-segment names) and kubernetes'
 //! `pkg/apis/core/validation/validation.go` (`ValidateSecret`, `ValidateSecretUpdate`,
-//! `ValidateNamespace`, `ValidateNamespaceUpdate`, the finalizer checks).
+//! `ValidateNamespace`, `ValidateNamespaceUpdate`, `ValidateServiceAccount`, the finalizer
+//! checks), `pkg/apis/rbac/validation/validation.go` (roles, bindings, policy rules, subjects)
+//! with the update composition of `pkg/registry/rbac/*/strategy.go`, and apimachinery's
+//! `ValidateLabelSelector` (ClusterRole aggregation selectors).
 //!
 //! Go iterates maps in random order; this module walks them in key order, so error lists are
 //! deterministic but may be ordered differently from one given Kubernetes response.
@@ -18,8 +21,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
+};
 
 use crate::field::{BadValue, ErrorList, FieldError, go_is_print, go_quote};
 use crate::secret::{self, Secret};
@@ -827,6 +833,309 @@ pub fn validate_namespace_update(new: &Namespace, old: &Namespace) -> ErrorList 
     validate_object_meta_update(&new.metadata, &old.metadata, "metadata")
 }
 
+// ---------------------------------------------------------------------------------------------
+// ServiceAccounts (kubernetes pkg/apis/core/validation/validation.go)
+// ---------------------------------------------------------------------------------------------
+
+/// `ValidateServiceAccount`: only the object metadata, with a DNS-subdomain name
+/// (`ValidateServiceAccountName`).
+pub fn validate_service_account(sa: &ServiceAccount) -> ErrorList {
+    validate_object_meta(&sa.metadata, true, name_is_dns_subdomain, "metadata")
+}
+
+/// `ValidateServiceAccountUpdate`: the metadata update rules, then the new object as on create.
+pub fn validate_service_account_update(new: &ServiceAccount, old: &ServiceAccount) -> ErrorList {
+    let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, "metadata");
+    errs.extend(validate_service_account(new));
+    errs
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC (kubernetes pkg/apis/rbac/validation/validation.go, pkg/registry/rbac/*/strategy.go)
+// ---------------------------------------------------------------------------------------------
+
+/// The RBAC API group, the only one a `roleRef` may name.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub const SUBJECT_KIND_SERVICE_ACCOUNT: &str = "ServiceAccount";
+pub const SUBJECT_KIND_USER: &str = "User";
+pub const SUBJECT_KIND_GROUP: &str = "Group";
+
+/// `ValidateRBACName`: a path segment. Unlike [`name_is_path_segment`], a `generateName` prefix
+/// is held to the full rule too, as Kubernetes ignores the `prefix` flag here.
+pub fn name_is_rbac(name: &str, _prefix: bool) -> Vec<String> {
+    is_valid_path_segment_name(name)
+}
+
+/// `ValidateRole`.
+pub fn validate_role(role: &Role) -> ErrorList {
+    let mut errs = validate_object_meta(&role.metadata, true, name_is_rbac, "metadata");
+    for (i, rule) in role.rules.iter().flatten().enumerate() {
+        errs.extend(validate_policy_rule(rule, true, &key("rules", i)));
+    }
+    errs
+}
+
+/// What the Role strategy's `ValidateUpdate` returns: `ValidateRole` followed by
+/// `ValidateRoleUpdate`, which validates the new Role again, so rule errors are listed twice
+/// (the aggregate message prints them once), exactly as kube-apiserver answers.
+pub fn validate_role_update(new: &Role, old: &Role) -> ErrorList {
+    let mut errs = validate_role(new);
+    errs.extend(validate_role(new));
+    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, "metadata"));
+    errs
+}
+
+/// `ValidateClusterRole`. `allow_invalid_label_value` is `AllowInvalidLabelValueInSelector`,
+/// which the strategy sets on update when the stored object already has such a value.
+pub fn validate_cluster_role(role: &ClusterRole, allow_invalid_label_value: bool) -> ErrorList {
+    let mut errs = validate_object_meta(&role.metadata, false, name_is_rbac, "metadata");
+    for (i, rule) in role.rules.iter().flatten().enumerate() {
+        errs.extend(validate_policy_rule(rule, false, &key("rules", i)));
+    }
+    if let Some(aggregation) = &role.aggregation_rule {
+        let selectors = aggregation.cluster_role_selectors.as_deref().unwrap_or(&[]);
+        let path = "aggregationRule.clusterRoleSelectors";
+        if selectors.is_empty() {
+            errs.push(FieldError::required(
+                path,
+                "at least one clusterRoleSelector required if aggregationRule is non-nil",
+            ));
+        }
+        for (i, selector) in selectors.iter().enumerate() {
+            let p = key(path, i);
+            errs.extend(validate_label_selector(selector, allow_invalid_label_value, &p));
+            // `LabelSelectorAsSelector` refuses exactly what strict selector validation refuses;
+            // the selector it would have returned is nil, which Go prints as "null".
+            if !validate_label_selector(selector, false, &p).is_empty() {
+                errs.push(FieldError::invalid(p, "null", "invalid label selector."));
+            }
+        }
+    }
+    errs
+}
+
+/// The ClusterRole strategy's `ValidateUpdate`: `ValidateClusterRole` followed by
+/// `ValidateClusterRoleUpdate` (which validates again), with invalid label values in selectors
+/// tolerated when the stored object already had one.
+pub fn validate_cluster_role_update(new: &ClusterRole, old: &ClusterRole) -> ErrorList {
+    let allow = has_invalid_label_value_in_selectors(old);
+    let mut errs = validate_cluster_role(new, allow);
+    errs.extend(validate_cluster_role(new, allow));
+    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, "metadata"));
+    errs
+}
+
+/// The ClusterRole strategy's `hasInvalidLabelValueInLabelSelector`.
+fn has_invalid_label_value_in_selectors(role: &ClusterRole) -> bool {
+    let selectors = role.aggregation_rule.as_ref().and_then(|a| a.cluster_role_selectors.as_deref()).unwrap_or(&[]);
+    selectors.iter().any(|s| {
+        s.match_expressions
+            .iter()
+            .flatten()
+            .any(|e| e.values.iter().flatten().any(|v| !is_valid_label_value(v).is_empty()))
+    })
+}
+
+/// `ValidatePolicyRule`.
+pub fn validate_policy_rule(rule: &PolicyRule, namespaced: bool, path: &str) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if rule.verbs.is_empty() {
+        errs.push(FieldError::required(child(path, "verbs"), "verbs must contain at least one value"));
+    }
+    let non_resource_urls = rule.non_resource_urls.as_deref().unwrap_or(&[]);
+    let len = |v: &Option<Vec<String>>| v.as_ref().map_or(0, Vec::len);
+    if !non_resource_urls.is_empty() {
+        let shown = BadValue::Raw(go_string_slice(non_resource_urls));
+        if namespaced {
+            errs.push(FieldError::invalid(
+                child(path, "nonResourceURLs"),
+                shown.clone(),
+                "namespaced rules cannot apply to non-resource URLs",
+            ));
+        }
+        if len(&rule.api_groups) > 0 || len(&rule.resources) > 0 || len(&rule.resource_names) > 0 {
+            errs.push(FieldError::invalid(
+                child(path, "nonResourceURLs"),
+                shown,
+                "rules cannot apply to both regular resources and non-resource URLs",
+            ));
+        }
+        return errs;
+    }
+    if len(&rule.api_groups) == 0 {
+        errs.push(FieldError::required(child(path, "apiGroups"), "resource rules must supply at least one api group"));
+    }
+    if len(&rule.resources) == 0 {
+        errs.push(FieldError::required(child(path, "resources"), "resource rules must supply at least one resource"));
+    }
+    errs
+}
+
+/// `%#v` of the internal `rbac.RoleRef`, as the `cannot change roleRef` error shows it.
+fn go_role_ref(r: &RoleRef) -> String {
+    format!(
+        "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
+        go_quote(&r.api_group),
+        go_quote(&r.kind),
+        go_quote(&r.name)
+    )
+}
+
+/// The `roleRef` checks shared by both binding kinds; `kinds` are the role kinds it may name.
+fn validate_role_ref(role_ref: &RoleRef, kinds: &[&str]) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if role_ref.api_group != RBAC_GROUP {
+        errs.push(FieldError::not_supported("roleRef.apiGroup", role_ref.api_group.as_str(), &[RBAC_GROUP]));
+    }
+    if !kinds.contains(&role_ref.kind.as_str()) {
+        errs.push(FieldError::not_supported("roleRef.kind", role_ref.kind.as_str(), kinds));
+    }
+    if role_ref.name.is_empty() {
+        errs.push(FieldError::required("roleRef.name", ""));
+    } else {
+        for msg in name_is_rbac(&role_ref.name, false) {
+            errs.push(FieldError::invalid("roleRef.name", role_ref.name.as_str(), msg));
+        }
+    }
+    errs
+}
+
+/// `ValidateRoleBinding`.
+pub fn validate_role_binding(binding: &RoleBinding) -> ErrorList {
+    let mut errs = validate_object_meta(&binding.metadata, true, name_is_rbac, "metadata");
+    errs.extend(validate_role_ref(&binding.role_ref, &["Role", "ClusterRole"]));
+    for (i, subject) in binding.subjects.iter().flatten().enumerate() {
+        errs.extend(validate_role_binding_subject(subject, true, &key("subjects", i)));
+    }
+    errs
+}
+
+/// The RoleBinding strategy's `ValidateUpdate`: `ValidateRoleBinding`, then
+/// `ValidateRoleBindingUpdate` (which validates again, adds the metadata update rules and refuses
+/// a changed `roleRef`).
+pub fn validate_role_binding_update(new: &RoleBinding, old: &RoleBinding) -> ErrorList {
+    let mut errs = validate_role_binding(new);
+    errs.extend(validate_role_binding(new));
+    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, "metadata"));
+    errs.extend(role_ref_unchanged(&new.role_ref, &old.role_ref));
+    errs
+}
+
+/// `ValidateClusterRoleBinding`.
+pub fn validate_cluster_role_binding(binding: &ClusterRoleBinding) -> ErrorList {
+    let mut errs = validate_object_meta(&binding.metadata, false, name_is_rbac, "metadata");
+    errs.extend(validate_role_ref(&binding.role_ref, &["ClusterRole"]));
+    for (i, subject) in binding.subjects.iter().flatten().enumerate() {
+        errs.extend(validate_role_binding_subject(subject, false, &key("subjects", i)));
+    }
+    errs
+}
+
+/// The ClusterRoleBinding strategy's `ValidateUpdate`, shaped as the RoleBinding one.
+pub fn validate_cluster_role_binding_update(new: &ClusterRoleBinding, old: &ClusterRoleBinding) -> ErrorList {
+    let mut errs = validate_cluster_role_binding(new);
+    errs.extend(validate_cluster_role_binding(new));
+    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, "metadata"));
+    errs.extend(role_ref_unchanged(&new.role_ref, &old.role_ref));
+    errs
+}
+
+/// A binding's `roleRef` is immutable: changing what a binding grants would silently change the
+/// permissions of every subject, so Kubernetes makes clients delete and recreate it.
+fn role_ref_unchanged(new: &RoleRef, old: &RoleRef) -> Option<FieldError> {
+    (new != old).then(|| FieldError::invalid("roleRef", BadValue::Raw(go_role_ref(new)), "cannot change roleRef"))
+}
+
+/// `ValidateRoleBindingSubject`. `namespaced` is true for RoleBindings, whose ServiceAccount
+/// subjects may leave the namespace out.
+pub fn validate_role_binding_subject(subject: &Subject, namespaced: bool, path: &str) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if subject.name.is_empty() {
+        errs.push(FieldError::required(child(path, "name"), ""));
+    }
+    let api_group = subject.api_group.as_deref().unwrap_or("");
+    match subject.kind.as_str() {
+        SUBJECT_KIND_SERVICE_ACCOUNT => {
+            if !subject.name.is_empty() {
+                for msg in name_is_dns_subdomain(&subject.name, false) {
+                    errs.push(FieldError::invalid(child(path, "name"), subject.name.as_str(), msg));
+                }
+            }
+            if !api_group.is_empty() {
+                errs.push(FieldError::not_supported(child(path, "apiGroup"), api_group, &[""]));
+            }
+            if !namespaced && subject.namespace.as_deref().unwrap_or("").is_empty() {
+                errs.push(FieldError::required(child(path, "namespace"), ""));
+            }
+        }
+        SUBJECT_KIND_USER | SUBJECT_KIND_GROUP => {
+            if api_group != RBAC_GROUP {
+                errs.push(FieldError::not_supported(child(path, "apiGroup"), api_group, &[RBAC_GROUP]));
+            }
+        }
+        other => errs.push(FieldError::not_supported(
+            child(path, "kind"),
+            other,
+            &[SUBJECT_KIND_SERVICE_ACCOUNT, SUBJECT_KIND_USER, SUBJECT_KIND_GROUP],
+        )),
+    }
+    errs
+}
+
+/// `v1validation.ValidateLabelSelector`; `allow_invalid_label_value` is
+/// `AllowInvalidLabelValueInSelector`.
+pub fn validate_label_selector(selector: &LabelSelector, allow_invalid_label_value: bool, path: &str) -> ErrorList {
+    let mut errs = validate_labels(selector.match_labels.as_ref(), &child(path, "matchLabels"));
+    for (i, requirement) in selector.match_expressions.iter().flatten().enumerate() {
+        errs.extend(validate_label_selector_requirement(
+            requirement,
+            allow_invalid_label_value,
+            &key(&child(path, "matchExpressions"), i),
+        ));
+    }
+    errs
+}
+
+/// `v1validation.ValidateLabelSelectorRequirement`.
+fn validate_label_selector_requirement(
+    requirement: &LabelSelectorRequirement,
+    allow_invalid_label_value: bool,
+    path: &str,
+) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let values = requirement.values.as_deref().unwrap_or(&[]);
+    match requirement.operator.as_str() {
+        "In" | "NotIn" => {
+            if values.is_empty() {
+                errs.push(FieldError::required(
+                    child(path, "values"),
+                    "must be specified when `operator` is 'In' or 'NotIn'",
+                ));
+            }
+        }
+        "Exists" | "DoesNotExist" => {
+            if !values.is_empty() {
+                errs.push(FieldError::forbidden(
+                    child(path, "values"),
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ));
+            }
+        }
+        other => errs.push(FieldError::invalid(child(path, "operator"), other, "not a valid selector operator")),
+    }
+    for msg in is_qualified_name(&requirement.key) {
+        errs.push(FieldError::invalid(child(path, "key"), requirement.key.as_str(), msg));
+    }
+    if !allow_invalid_label_value {
+        for (i, value) in values.iter().enumerate() {
+            for msg in is_valid_label_value(value) {
+                errs.push(FieldError::invalid(key(&child(path, "values"), i), value.as_str(), msg));
+            }
+        }
+    }
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1401,5 +1710,263 @@ mod tests {
             messages(&validate_namespace_update(&renamed, &old)),
             vec!["metadata.name: Invalid value: \"other\": field is immutable"]
         );
+    }
+
+    fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+        ObjectMeta { name: Some(name.into()), namespace: namespace.map(Into::into), ..Default::default() }
+    }
+
+    fn rule(verbs: &[&str], groups: &[&str], resources: &[&str], urls: &[&str]) -> PolicyRule {
+        let list = |v: &[&str]| (!v.is_empty()).then(|| v.iter().map(|s| s.to_string()).collect());
+        PolicyRule {
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            api_groups: list(groups),
+            resources: list(resources),
+            non_resource_urls: list(urls),
+            resource_names: None,
+        }
+    }
+
+    fn role_ref(kind: &str, name: &str) -> RoleRef {
+        RoleRef { api_group: RBAC_GROUP.into(), kind: kind.into(), name: name.into() }
+    }
+
+    fn subject(kind: &str, name: &str, group: Option<&str>, namespace: Option<&str>) -> Subject {
+        Subject {
+            kind: kind.into(),
+            name: name.into(),
+            api_group: group.map(Into::into),
+            namespace: namespace.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn service_accounts_have_dns_subdomain_names() {
+        let sa = |name: &str| ServiceAccount { metadata: meta(name, Some("app")), ..Default::default() };
+        assert!(validate_service_account(&sa("builder.v2")).is_empty());
+        assert_eq!(
+            messages(&validate_service_account(&sa("Bad_Name"))),
+            vec![format!("metadata.name: Invalid value: \"Bad_Name\": {SUBDOMAIN_MSG}")]
+        );
+        let mut old = sa("builder");
+        old.metadata.resource_version = Some("1".into());
+        let mut renamed = sa("other");
+        renamed.metadata.resource_version = Some("1".into());
+        assert_eq!(
+            messages(&validate_service_account_update(&renamed, &old)),
+            vec!["metadata.name: Invalid value: \"other\": field is immutable"]
+        );
+    }
+
+    #[test]
+    fn rbac_names_are_path_segments_even_as_prefixes() {
+        let role = |name: &str| Role { metadata: meta(name, Some("app")), rules: None };
+        assert!(validate_role(&role("system:controller:Reader_1")).is_empty());
+        assert_eq!(
+            messages(&validate_role(&role("a/b"))),
+            vec!["metadata.name: Invalid value: \"a/b\": may not contain '/'"]
+        );
+        assert_eq!(
+            messages(&validate_role(&role(".."))),
+            vec!["metadata.name: Invalid value: \"..\": may not be '..'"]
+        );
+        // ValidateRBACName ignores the prefix flag: a generateName of ".." is refused too.
+        let generated = Role {
+            metadata: ObjectMeta { generate_name: Some("..".into()), name: Some("x".into()), ..meta("x", Some("app")) },
+            rules: None,
+        };
+        assert_eq!(
+            messages(&validate_role(&generated)),
+            vec!["metadata.generateName: Invalid value: \"..\": may not be '..'"]
+        );
+    }
+
+    #[test]
+    fn policy_rules_match_kubernetes_messages() {
+        let role = |rules: Vec<PolicyRule>| Role { metadata: meta("r", Some("app")), rules: Some(rules) };
+        assert!(validate_role(&role(vec![rule(&["get"], &[""], &["secrets"], &[])])).is_empty());
+        assert_eq!(
+            messages(&validate_role(&role(vec![rule(&[], &[], &[], &[])]))),
+            vec![
+                "rules[0].verbs: Required value: verbs must contain at least one value",
+                "rules[0].apiGroups: Required value: resource rules must supply at least one api group",
+                "rules[0].resources: Required value: resource rules must supply at least one resource",
+            ]
+        );
+        assert_eq!(
+            messages(&validate_role(&role(vec![rule(&["get"], &[""], &["secrets"], &["/healthz"])]))),
+            vec![
+                "rules[0].nonResourceURLs: Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs",
+                "rules[0].nonResourceURLs: Invalid value: []string{\"/healthz\"}: rules cannot apply to both regular resources and non-resource URLs",
+            ]
+        );
+        let cluster = |rules: Vec<PolicyRule>| ClusterRole {
+            metadata: meta("c", None),
+            rules: Some(rules),
+            aggregation_rule: None,
+        };
+        assert!(
+            validate_cluster_role(&cluster(vec![rule(&["get"], &[], &[], &["/healthz", "/api/*"])]), false).is_empty()
+        );
+        assert_eq!(
+            messages(&validate_cluster_role(&cluster(vec![rule(&["get"], &[], &["secrets"], &[])]), false)),
+            vec!["rules[0].apiGroups: Required value: resource rules must supply at least one api group"]
+        );
+    }
+
+    #[test]
+    fn cluster_role_aggregation_selectors() {
+        use k8s_openapi::api::rbac::v1::AggregationRule;
+        let with = |selectors: Vec<LabelSelector>| ClusterRole {
+            metadata: meta("agg", None),
+            rules: None,
+            aggregation_rule: Some(AggregationRule { cluster_role_selectors: Some(selectors) }),
+        };
+        let labels = |k: &str, v: &str| LabelSelector {
+            match_labels: Some([(k.to_string(), v.to_string())].into()),
+            match_expressions: None,
+        };
+        assert!(
+            validate_cluster_role(&with(vec![labels("rbac.example.com/aggregate-to-view", "true")]), false).is_empty()
+        );
+        assert_eq!(
+            messages(&validate_cluster_role(&with(vec![]), false)),
+            vec![
+                "aggregationRule.clusterRoleSelectors: Required value: at least one clusterRoleSelector required if aggregationRule is non-nil"
+            ]
+        );
+        let bad_operator = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "Near".into(),
+                values: None,
+            }]),
+        };
+        assert_eq!(
+            messages(&validate_cluster_role(&with(vec![bad_operator]), false)),
+            vec![
+                "aggregationRule.clusterRoleSelectors[0].matchExpressions[0].operator: Invalid value: \"Near\": not a valid selector operator",
+                "aggregationRule.clusterRoleSelectors[0]: Invalid value: \"null\": invalid label selector.",
+            ]
+        );
+        // A stored invalid label value stays acceptable on update, but the selector itself is
+        // still reported as unusable.
+        let odd_value = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: Some(vec!["-x".into()]),
+            }]),
+        };
+        let mut old = with(vec![odd_value.clone()]);
+        old.metadata.resource_version = Some("1".into());
+        let mut new = old.clone();
+        new.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
+        assert_eq!(
+            aggregate_message(&validate_cluster_role_update(&new, &old)),
+            "aggregationRule.clusterRoleSelectors[0]: Invalid value: \"null\": invalid label selector."
+        );
+        assert_eq!(
+            messages(&validate_cluster_role(&with(vec![odd_value]), false))[0],
+            format!(
+                "aggregationRule.clusterRoleSelectors[0].matchExpressions[0].values[0]: Invalid value: \"-x\": {LABEL_VALUE_MSG}"
+            )
+        );
+    }
+
+    #[test]
+    fn role_refs_and_subjects() {
+        let binding = |role_ref: RoleRef, subjects: Vec<Subject>| RoleBinding {
+            metadata: meta("b", Some("app")),
+            role_ref,
+            subjects: Some(subjects),
+        };
+        let ok = binding(
+            role_ref("Role", "reader"),
+            vec![
+                subject("User", "alice", Some(RBAC_GROUP), None),
+                subject("Group", "devs", Some(RBAC_GROUP), None),
+                subject("ServiceAccount", "builder", None, None),
+            ],
+        );
+        assert!(validate_role_binding(&ok).is_empty(), "{:?}", messages(&validate_role_binding(&ok)));
+
+        let bad = binding(
+            RoleRef { api_group: "example.com".into(), kind: "Secret".into(), name: String::new() },
+            vec![
+                subject("User", "", None, None),
+                subject("ServiceAccount", "Builder", Some("v1"), None),
+                subject("Robot", "r2", None, None),
+            ],
+        );
+        assert_eq!(
+            messages(&validate_role_binding(&bad)),
+            vec![
+                "roleRef.apiGroup: Unsupported value: \"example.com\": supported values: \"rbac.authorization.k8s.io\"".to_string(),
+                "roleRef.kind: Unsupported value: \"Secret\": supported values: \"Role\", \"ClusterRole\"".to_string(),
+                "roleRef.name: Required value".to_string(),
+                "subjects[0].name: Required value".to_string(),
+                "subjects[0].apiGroup: Unsupported value: \"\": supported values: \"rbac.authorization.k8s.io\"".to_string(),
+                format!("subjects[1].name: Invalid value: \"Builder\": {SUBDOMAIN_MSG}"),
+                "subjects[1].apiGroup: Unsupported value: \"v1\": supported values: \"\"".to_string(),
+                "subjects[2].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"".to_string(),
+            ]
+        );
+
+        let cluster = ClusterRoleBinding {
+            metadata: meta("cb", None),
+            role_ref: role_ref("Role", "reader"),
+            subjects: Some(vec![subject("ServiceAccount", "builder", None, None)]),
+        };
+        assert_eq!(
+            messages(&validate_cluster_role_binding(&cluster)),
+            vec![
+                "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"",
+                "subjects[0].namespace: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn role_ref_cannot_change() {
+        let mut old =
+            RoleBinding { metadata: meta("b", Some("app")), role_ref: role_ref("Role", "reader"), subjects: None };
+        old.metadata.resource_version = Some("1".into());
+        let mut new = old.clone();
+        assert!(validate_role_binding_update(&new, &old).is_empty());
+        new.role_ref = role_ref("ClusterRole", "admin");
+        assert_eq!(
+            messages(&validate_role_binding_update(&new, &old)),
+            vec![
+                "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"admin\"}: cannot change roleRef"
+            ]
+        );
+        let old = ClusterRoleBinding {
+            metadata: old.metadata.clone(),
+            role_ref: role_ref("ClusterRole", "view"),
+            subjects: None,
+        };
+        let mut new = old.clone();
+        new.metadata.namespace = None;
+        let mut old = old;
+        old.metadata.namespace = None;
+        new.role_ref.name = "edit".into();
+        assert_eq!(
+            aggregate_message(&validate_cluster_role_binding_update(&new, &old)),
+            "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"
+        );
+    }
+
+    #[test]
+    fn rbac_update_lists_rule_errors_twice_as_kubernetes_does() {
+        let mut old = Role { metadata: meta("r", Some("app")), rules: None };
+        old.metadata.resource_version = Some("1".into());
+        let mut new = old.clone();
+        new.rules = Some(vec![rule(&[], &[""], &["secrets"], &[])]);
+        let errs = validate_role_update(&new, &old);
+        assert_eq!(errs.len(), 2);
+        assert_eq!(aggregate_message(&errs), "rules[0].verbs: Required value: verbs must contain at least one value");
     }
 }

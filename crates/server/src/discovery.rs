@@ -119,13 +119,9 @@ pub struct Subresource {
     pub verbs: &'static [&'static str],
 }
 
-/// The subresources served for a resource.
-///
-/// None is served yet. This is the one place that answers the question for discovery and OpenAPI
-/// alike; when the first subresource arrives (`serviceaccounts/token`), it belongs on
-/// [`ResourceInfo`] (`subresources: &'static [Subresource]`) and this returns that field.
-pub fn subresources(_info: &ResourceInfo) -> &'static [Subresource] {
-    &[]
+/// The subresources served for a resource: the one place discovery and OpenAPI ask.
+pub fn subresources(info: &ResourceInfo) -> &'static [Subresource] {
+    info.subresources
 }
 
 /// The aggregated discovery document (`APIGroupDiscoveryList`) for `GET /api` (`core`: the
@@ -388,74 +384,28 @@ fn kube_version(version: &str) -> Option<(u8, u32, u32)> {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    //! Resources for tests of the generated documents: the registry's own Secret and Namespace,
-    //! and stand-ins for kinds strongroom will serve later.
+    //! The registry's own resources, for tests of the generated documents.
 
-    use super::Subresource;
     pub use crate::registry::namespace::INFO as NAMESPACES;
+    pub use crate::registry::rbac::ROLES;
+    pub use crate::registry::review::SELF_SUBJECT_ACCESS_REVIEWS;
     pub use crate::registry::secret::INFO as SECRETS;
-    use crate::registry::{ResourceInfo, STANDARD_VERBS};
+    pub use crate::registry::serviceaccount::{INFO as SERVICE_ACCOUNTS, TOKEN};
+    use crate::registry::{Registry, ResourceInfo, secret::DigestKey};
 
-    pub const SERVICE_ACCOUNTS: ResourceInfo = ResourceInfo {
-        group: "",
-        version: "v1",
-        kind: "ServiceAccount",
-        list_kind: "ServiceAccountList",
-        plural: "serviceaccounts",
-        singular: "serviceaccount",
-        namespaced: true,
-        short_names: &["sa"],
-        verbs: STANDARD_VERBS,
-        categories: &[],
-        return_deleted_object: true,
-        selectable_fields: &[],
-    };
-
-    /// `serviceaccounts/token`, the first subresource strongroom will serve.
-    pub const TOKEN: Subresource = Subresource {
-        name: "token",
-        group: "authentication.k8s.io",
-        version: "v1",
-        kind: "TokenRequest",
-        verbs: &["create"],
-    };
-
-    pub const ROLES: ResourceInfo = ResourceInfo {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        kind: "Role",
-        list_kind: "RoleList",
-        plural: "roles",
-        singular: "role",
-        namespaced: true,
-        short_names: &[],
-        verbs: STANDARD_VERBS,
-        categories: &[],
-        return_deleted_object: true,
-        selectable_fields: &[],
-    };
-
-    pub const SELF_SUBJECT_ACCESS_REVIEWS: ResourceInfo = ResourceInfo {
-        group: "authorization.k8s.io",
-        version: "v1",
-        kind: "SelfSubjectAccessReview",
-        list_kind: "",
-        plural: "selfsubjectaccessreviews",
-        singular: "selfsubjectaccessreview",
-        namespaced: false,
-        short_names: &[],
-        verbs: &["create"],
-        categories: &[],
-        return_deleted_object: true,
-        selectable_fields: &[],
-    };
-
+    /// Secrets and Namespaces: the core kinds without subresources.
     pub fn core() -> Vec<&'static ResourceInfo> {
         vec![&SECRETS, &NAMESPACES]
     }
 
+    /// A few kinds across groups: core, one stored RBAC kind and one virtual review.
     pub fn all() -> Vec<&'static ResourceInfo> {
         vec![&SECRETS, &NAMESPACES, &ROLES, &SELF_SUBJECT_ACCESS_REVIEWS]
+    }
+
+    /// Everything the registry serves, stored and virtual.
+    pub fn served() -> Vec<&'static ResourceInfo> {
+        Registry::new(DigestKey::new([7; 32])).infos()
     }
 }
 
@@ -723,4 +673,106 @@ mod tests {
         versions.sort_by(|a, b| compare_versions(a, b));
         assert_eq!(versions, ["v10", "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"]);
     }
+
+    #[test]
+    fn served_core_lists_service_accounts_with_their_token_subresource() {
+        let document = aggregated(&served(), true, DiscoveryFormat::AggregatedV2);
+        let names: Vec<&Value> = document["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["resource"])
+            .collect();
+        assert_eq!(names, ["namespaces", "secrets", "serviceaccounts"]);
+        let sa = resource(&document, 0, "serviceaccounts");
+        assert_eq!(sa["shortNames"], json!(["sa"]));
+        assert_eq!(sa["scope"], "Namespaced");
+        assert_eq!(sa["subresources"][0]["subresource"], "token");
+        assert_eq!(
+            sa["subresources"][0]["responseKind"],
+            json!({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"})
+        );
+
+        let legacy = api_resource_list(&served(), "", "v1").unwrap();
+        let names: Vec<&Value> = legacy["resources"].as_array().unwrap().iter().map(|r| &r["name"]).collect();
+        assert_eq!(names, ["namespaces", "secrets", "serviceaccounts", "serviceaccounts/token"]);
+    }
+
+    #[test]
+    fn served_groups_are_rbac_and_the_virtual_review_groups() {
+        let served = served();
+        let apis = aggregated(&served, false, DiscoveryFormat::AggregatedV2);
+        let groups: Vec<&Value> = apis["items"].as_array().unwrap().iter().map(|i| &i["metadata"]["name"]).collect();
+        assert_eq!(groups, ["rbac.authorization.k8s.io", "authentication.k8s.io", "authorization.k8s.io"]);
+        let resources = |i: usize| -> Vec<(String, String, Value)> {
+            apis["items"][i]["versions"][0]["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["resource"].as_str().unwrap().to_string(),
+                        r["scope"].as_str().unwrap().to_string(),
+                        r["verbs"].clone(),
+                    )
+                })
+                .collect()
+        };
+        let standard = json!(STANDARD_VERBS_FOR_TEST);
+        assert_eq!(
+            resources(0),
+            [
+                ("clusterrolebindings".into(), "Cluster".into(), standard.clone()),
+                ("clusterroles".into(), "Cluster".into(), standard.clone()),
+                ("rolebindings".into(), "Namespaced".into(), standard.clone()),
+                ("roles".into(), "Namespaced".into(), standard),
+            ]
+        );
+        let create = json!(["create"]);
+        assert_eq!(
+            resources(1),
+            [
+                ("selfsubjectreviews".into(), "Cluster".into(), create.clone()),
+                ("tokenreviews".into(), "Cluster".into(), create.clone()),
+            ]
+        );
+        assert_eq!(
+            resources(2),
+            [
+                ("localsubjectaccessreviews".into(), "Namespaced".into(), create.clone()),
+                ("selfsubjectaccessreviews".into(), "Cluster".into(), create.clone()),
+                ("selfsubjectrulesreviews".into(), "Cluster".into(), create.clone()),
+                ("subjectaccessreviews".into(), "Cluster".into(), create),
+            ]
+        );
+
+        // Legacy discovery: /apis, /apis/<group> and /apis/<group>/<version> for every group.
+        let list = api_group_list(&served);
+        assert_eq!(list["groups"].as_array().unwrap().len(), 3);
+        for group in ["rbac.authorization.k8s.io", "authentication.k8s.io", "authorization.k8s.io"] {
+            assert_eq!(api_group(&served, group).unwrap()["preferredVersion"]["groupVersion"], format!("{group}/v1"));
+            let resources = api_resource_list(&served, group, "v1").unwrap();
+            assert_eq!(resources["groupVersion"], format!("{group}/v1"));
+        }
+        let roles = api_resource_list(&served, "rbac.authorization.k8s.io", "v1").unwrap();
+        assert_eq!(
+            roles["resources"][3],
+            json!({
+                "name": "roles",
+                "singularName": "role",
+                "namespaced": true,
+                "kind": "Role",
+                "verbs": STANDARD_VERBS_FOR_TEST,
+                "storageVersionHash": storage_version_hash("rbac.authorization.k8s.io", "v1", "Role"),
+            })
+        );
+        let reviews = api_resource_list(&served, "authentication.k8s.io", "v1").unwrap();
+        assert_eq!(
+            reviews["resources"][1],
+            json!({"name": "tokenreviews", "singularName": "tokenreview", "namespaced": false, "kind": "TokenReview", "verbs": ["create"]})
+        );
+    }
+
+    const STANDARD_VERBS_FOR_TEST: &[&str] =
+        &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 }

@@ -7,8 +7,13 @@
 //! Architecture invariant: this is the only crate that builds HTTP responses and `metav1.Status`
 //! ([`status::ApiError`]); storage errors arrive typed and are mapped here.
 
+pub mod access;
+pub mod audit;
+pub mod auditing;
 pub mod authn;
+pub mod authz;
 pub mod codec;
+pub mod controllers;
 pub mod discovery;
 pub mod object;
 pub mod openapi;
@@ -18,6 +23,7 @@ pub mod request;
 pub mod rest;
 pub mod status;
 pub mod table;
+pub mod tokens;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -70,6 +76,41 @@ pub struct ApiServer {
     pub watches: Arc<tokio::sync::Semaphore>,
     /// Discovery and OpenAPI documents never change while the server runs: built once.
     documents: std::sync::OnceLock<Documents>,
+    pub identity: Identity,
+    pub audit: auditing::Auditor,
+}
+
+/// Who requests come from and how ServiceAccount tokens are made.
+pub struct Identity {
+    pub authenticator: authn::Authenticator,
+    pub signing_key: tokens::SigningKey,
+    /// `iss` of ServiceAccount tokens and the base URL of the OIDC discovery documents.
+    pub issuer: String,
+}
+
+/// How identities are established (`strongroom server` flags).
+#[derive(Debug, Clone, Default)]
+pub struct IdentityConfig {
+    /// `--token-auth-file`: Kubernetes' static token CSV.
+    pub token_auth_file: Option<PathBuf>,
+    /// `--anonymous-auth`: requests without credentials run as `system:anonymous`.
+    pub anonymous: bool,
+    /// `--service-account-issuer`; the server's URL when unset.
+    pub issuer: Option<String>,
+    /// `--api-audiences`; the issuer when empty.
+    pub audiences: Vec<String>,
+}
+
+/// Where audit events go and under which policy (`--audit-*` flags).
+#[derive(Debug, Clone, Default)]
+pub struct AuditConfig {
+    /// `--audit-log-path`; `DIR/audit.log` when unset, `-` for stdout.
+    pub path: Option<PathBuf>,
+    pub max_size_mb: u64,
+    pub max_backups: usize,
+    pub policy_file: Option<PathBuf>,
+    /// Serve secret data even when its audit record cannot be written.
+    pub fail_open: bool,
 }
 
 struct Documents {
@@ -89,6 +130,8 @@ pub struct Config {
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
     pub limits: Limits,
+    pub identity: IdentityConfig,
+    pub audit: AuditConfig,
 }
 
 /// Admission limits; beyond them requests get 429 `TooManyRequests` with `Retry-After: 1`, which
@@ -138,6 +181,10 @@ pub enum StartError {
     Tls(String),
     #[error("{path} must hold exactly 32 bytes")]
     BadKeyFile { path: PathBuf },
+    #[error("{0}")]
+    Identity(String),
+    #[error("{0}")]
+    Audit(String),
 }
 
 /// Loads or creates `DIR/<name>` holding 32 random bytes (mode 0600).
@@ -160,6 +207,8 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
     let registry = Arc::new(Registry::new(registry::secret::DigestKey::new(digest_key)));
     let decoder = Arc::new(Decoder { registry: registry.clone() });
     let store = Store::open(config.backend.clone(), config.transformers.clone(), decoder, config.cache.clone()).await?;
+    let identity = load_identity(&config.data_dir, &config.identity, &server_url)?;
+    let audit = auditing::Auditor::open(&config.data_dir, &config.audit).map_err(StartError::Audit)?;
     let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
     let server = Arc::new(ApiServer {
         store,
@@ -174,8 +223,14 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         mutating_inflight: Arc::new(tokio::sync::Semaphore::new(config.limits.mutating_inflight)),
         watches: Arc::new(tokio::sync::Semaphore::new(config.limits.watches)),
         documents: std::sync::OnceLock::new(),
+        identity,
+        audit,
     });
     bootstrap(&server).await?;
+    controllers::bootstrap_rbac(&server)
+        .await
+        .map_err(|source| StartError::Bootstrap { namespace: "(RBAC policy)".into(), source })?;
+    tokio::spawn(controllers::run(server.clone()));
 
     let tls = tls_config(&pki)?;
     let listener =
@@ -253,6 +308,25 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         _ = tokio::time::sleep(config.drain_timeout) => tracing::warn!("drain timeout passed; closing remaining connections"),
     }
     Ok(())
+}
+
+fn load_identity(dir: &std::path::Path, cfg: &IdentityConfig, server_url: &str) -> Result<Identity, StartError> {
+    let signing_key = tokens::SigningKey::load_or_generate(dir).map_err(|e| StartError::Identity(e.to_string()))?;
+    let issuer = cfg.issuer.clone().unwrap_or_else(|| server_url.to_string());
+    let audiences = if cfg.audiences.is_empty() { vec![issuer.clone()] } else { cfg.audiences.clone() };
+    let static_tokens = match &cfg.token_auth_file {
+        Some(path) => Some(tokens::StaticTokens::load(path).map_err(|e| {
+            StartError::Identity(format!("cannot load the token file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let verifier = tokens::Verifier::new(issuer.clone(), vec![signing_key.verifying_key().clone()])
+        .ok_or_else(|| StartError::Identity("no service account verification key".into()))?;
+    Ok(Identity {
+        authenticator: authn::Authenticator { static_tokens, verifier, audiences, anonymous: cfg.anonymous },
+        signing_key,
+        issuer,
+    })
 }
 
 fn display_addr(addr: SocketAddr) -> String {
@@ -342,8 +416,14 @@ async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), StartError> {
     Ok(())
 }
 
-/// One request, start to finish. Never fails: errors become `Status` responses.
-async fn handle(server: Arc<ApiServer>, user: Option<Arc<UserInfo>>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+/// One request, start to finish. Never fails: errors become `Status` responses. Every request
+/// that reaches authentication leaves an audit record (see [`auditing`]).
+async fn handle(
+    server: Arc<ApiServer>,
+    certificate: Option<Arc<UserInfo>>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
@@ -359,11 +439,12 @@ async fn handle(server: Arc<ApiServer>, user: Option<Arc<UserInfo>>, peer: Socke
         tracing::warn!(%peer, %method, %path, "request rejected: too many requests in flight");
         return resp;
     }
+    let mut record = auditing::Record::new(&req, peer);
     // Kubernetes' --request-timeout for everything but watches.
     let result = if is_watch {
-        route(&server, user.as_deref(), req).await
+        route(&server, certificate.as_deref(), req, &mut record).await
     } else {
-        match tokio::time::timeout(REQUEST_TIMEOUT, route(&server, user.as_deref(), req)).await {
+        match tokio::time::timeout(REQUEST_TIMEOUT, route(&server, certificate.as_deref(), req, &mut record)).await {
             Ok(r) => r,
             Err(_) => Err(ApiError::timeout(
                 "Timeout: request did not complete within requested timeout - context deadline exceeded",
@@ -372,8 +453,10 @@ async fn handle(server: Arc<ApiServer>, user: Option<Arc<UserInfo>>, peer: Socke
     };
     drop(permit);
     let resp = result.unwrap_or_else(|e| codec::error_response(&e));
+    let user = record.user_name().to_string();
+    let resp = server.audit.finish(record, resp).await;
     tracing::debug!(
-        %peer, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), %method, %path,
+        %peer, %user, %method, %path,
         code = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request"
     );
     resp
@@ -384,31 +467,108 @@ fn is_health(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz")
 }
 
-async fn route(server: &Arc<ApiServer>, user: Option<&UserInfo>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+/// The ServiceAccount issuer's OIDC discovery documents (served like kube-apiserver's, to
+/// whoever RBAC lets `get` them: `system:service-account-issuer-discovery`).
+const OIDC_CONFIGURATION: &str = "/.well-known/openid-configuration";
+const OIDC_JWKS: &str = "/openid/v1/jwks";
+
+fn non_resource_verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => "get",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "unknown",
+    }
+}
+
+async fn route(
+    server: &Arc<ApiServer>,
+    certificate: Option<&UserInfo>,
+    req: Request<Incoming>,
+    record: &mut auditing::Record,
+) -> Result<Resp, ApiError> {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
     let path = parts.uri.path();
     if is_health(path) {
         return Ok(health(server, path));
     }
-    let Some(user) = user else {
-        return Err(ApiError::unauthorized());
+    let now = jiff::Timestamp::now().as_second();
+    let requester = server.identity.authenticator.authenticate(&server.store, certificate, &parts.headers, now)?;
+    record.user = Some(requester.clone());
+    let user = match authz::impersonate(server, &requester, &parts.headers)? {
+        Some(as_user) => {
+            record.impersonated = Some(as_user.clone());
+            as_user
+        }
+        None => requester,
     };
     let target = request::parse_target(&parts.method, path, &query)?;
+    let attrs = match &target {
+        Target::NonResource(p) => authz::Attrs::non_resource(non_resource_verb(&parts.method), p),
+        Target::Resource(info) => authz::Attrs::for_request(info, &query),
+    };
+    record.attrs = Some(attrs.clone());
+    server.audit.evaluate(record);
+    let decision = authz::authorize(server, &user, &attrs);
+    record.decision = Some(decision.clone());
+    if !decision.allowed {
+        return Err(authz::forbidden(&user, &attrs, &decision.reason));
+    }
+    let body = match parts.method {
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            let bytes = codec::read_body(body, &parts.headers).await?;
+            record.request_body(&bytes, &parts.headers);
+            bytes
+        }
+        _ => bytes::Bytes::new(),
+    };
     match target {
         Target::NonResource(p) => {
-            let verb = match parts.method {
-                Method::GET | Method::HEAD => "get",
-                Method::POST => "post",
-                Method::PUT => "put",
-                Method::DELETE => "delete",
-                _ => "unknown",
-            };
-            authn::authorize(user, None, &p, verb)?;
-            non_resource(server, &p, &parts.headers, &parts.method)
+            if !matches!(parts.method, Method::GET | Method::HEAD) {
+                return Err(ApiError::method_not_allowed());
+            }
+            match p.as_str() {
+                OIDC_CONFIGURATION => Ok(codec::value_response(
+                    StatusCode::OK,
+                    &tokens::openid_configuration(&server.identity.issuer, &format!("{}{OIDC_JWKS}", server.identity.issuer)),
+                )),
+                OIDC_JWKS => {
+                    let mut r = codec::value_response(StatusCode::OK, &server.identity.authenticator.verifier.jwks());
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/jwk-set+json"),
+                    );
+                    Ok(r)
+                }
+                _ => non_resource(server, &p, &parts.headers, &parts.method),
+            }
         }
         Target::Resource(info) => {
-            authn::authorize(user, Some(&info), path, info.verb)?;
+            if info.group.is_empty()
+                && info.resource == "serviceaccounts"
+                && info.subresource.as_deref() == Some("token")
+            {
+                if info.verb != "create" || info.name.is_none() || info.namespace.is_none() {
+                    return Err(ApiError::method_not_allowed());
+                }
+                return access::token_request(server, &info, &parts.headers, body).await;
+            }
+            if access::is_review(&info.group, &info.resource) {
+                if info.version != "v1"
+                    || info.name.is_some()
+                    || info.subresource.is_some()
+                    || info.namespace.is_some() != access::review_is_namespaced(&info.resource)
+                {
+                    return Err(ApiError::not_found_path());
+                }
+                if info.verb != "create" {
+                    return Err(ApiError::method_not_allowed());
+                }
+                return access::review(server, &user, &info, &parts.headers, body).await;
+            }
             let Some(strategy) = server.registry.lookup(&info.group, &info.version, &info.resource) else {
                 return Err(ApiError::not_found_path());
             };
@@ -425,17 +585,17 @@ async fn route(server: &Arc<ApiServer>, user: Option<&UserInfo>, req: Request<In
             if !scope_ok || info.subresource.is_some() {
                 return Err(ApiError::not_found_path());
             }
-            let ctx = rest::Ctx { server, info: &info, strategy, query: &query, headers: &parts.headers };
-            let read = |body: Incoming| codec::read_body(body, &parts.headers);
+            let ctx =
+                rest::Ctx { server, info: &info, strategy, query: &query, headers: &parts.headers, user: &user };
             match (info.verb, info.name.as_deref()) {
                 ("get", Some(name)) => rest::get(&ctx, name).await,
                 ("list", None) => rest::list(&ctx).await,
                 ("watch", _) => rest::watch(&ctx).await,
-                ("create", None) => rest::create(&ctx, read(body).await?).await,
-                ("update", Some(name)) => rest::update(&ctx, name, read(body).await?).await,
-                ("patch", Some(name)) => rest::patch(&ctx, name, read(body).await?).await,
-                ("delete", Some(name)) => rest::delete(&ctx, name, read(body).await?).await,
-                ("deletecollection", None) => rest::delete_collection(&ctx, read(body).await?).await,
+                ("create", None) => rest::create(&ctx, body).await,
+                ("update", Some(name)) => rest::update(&ctx, name, body).await,
+                ("patch", Some(name)) => rest::patch(&ctx, name, body).await,
+                ("delete", Some(name)) => rest::delete(&ctx, name, body).await,
+                ("deletecollection", None) => rest::delete_collection(&ctx, body).await,
                 _ => Err(ApiError::method_not_allowed()),
             }
         }
@@ -460,7 +620,7 @@ fn non_resource(server: &ApiServer, path: &str, headers: &http::HeaderMap, metho
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(ApiError::method_not_allowed());
     }
-    let resources: Vec<&registry::ResourceInfo> = server.registry.all().map(|s| s.info()).collect();
+    let resources: Vec<&registry::ResourceInfo> = server.registry.infos();
     let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
     let ok = |v: serde_json::Value| Ok(codec::value_response(StatusCode::OK, &v));
     match path {

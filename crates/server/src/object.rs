@@ -2,18 +2,31 @@
 //!
 //! Decoding happens once per write, in the cache's applier: the stored plaintext gets its
 //! `metadata.resourceVersion`, is re-serialized once, and the few things reads filter and print
-//! by (labels, selectable fields, table cells) are extracted. Every get, list and watch event
-//! then reuses these bytes.
+//! by (labels, selectable fields, table cells, and for RBAC objects what the authorizer reads)
+//! are extracted. Every get, list and watch event then reuses these bytes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 use strongroom_api::SecretBytes;
 use strongroom_storage::backend::ObjectKey;
 use strongroom_storage::cache::ObjectDecoder;
 
 use crate::registry::{Cell, Registry};
+
+/// What the authorizer needs from an RBAC object, typed and decoded once per write, so that
+/// deciding a request never parses JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// A Role's or ClusterRole's rules. `aggregation` is a ClusterRole's
+    /// `aggregationRule.clusterRoleSelectors` (`Some` whenever the rule is set, even if empty).
+    Rules { rules: Vec<PolicyRule>, aggregation: Option<Vec<LabelSelector>> },
+    /// A RoleBinding's or ClusterRoleBinding's role and subjects (defaults applied).
+    Binding { role_ref: RoleRef, subjects: Vec<Subject> },
+}
 
 pub struct ServedObject {
     /// The full object JSON, `resourceVersion` included. Holds secret values.
@@ -31,6 +44,8 @@ pub struct ServedObject {
     pub created: Option<i64>,
     /// `metadata.deletionTimestamp` is set (a namespace being terminated).
     pub deleting: bool,
+    /// Rules or bindings for the authorizer; `None` for kinds that grant nothing.
+    pub access: Option<Arc<Access>>,
 }
 
 impl std::fmt::Debug for ServedObject {
@@ -99,6 +114,7 @@ impl ObjectDecoder<ServedObject> for Decoder {
             cells: strategy.cells(&value),
             created: str_of("creationTimestamp").as_deref().and_then(parse_timestamp),
             deleting: meta.get("deletionTimestamp").is_some_and(|v| !v.is_null()),
+            access: strategy.access(&value).map(Arc::new),
             json: SecretBytes::new(json),
         })
     }

@@ -11,8 +11,8 @@
 //! Paths are generated from [`ResourceInfo`] with kube-apiserver's conventions (operation ids,
 //! `x-kubernetes-action`, parameters, parameters common to every operation of a path hoisted to
 //! the path). Schemas and parameter descriptions are not written here: they are Kubernetes' own,
-//! trimmed from `api/openapi-spec/v3/api__v1_openapi.json` of Kubernetes' release-1.32 branch into
-//! the JSON files under `openapi/` and embedded. A document carries exactly the schemas its paths
+//! trimmed from the `api/openapi-spec/v3/*.json` documents of Kubernetes' release-1.32 branch into
+//! the JSON files under `openapi/` (one per API group, see its README) and embedded. A document carries exactly the schemas its paths
 //! reference, closed over `$ref`, so every reference resolves inside it.
 //!
 //! Adding a kind: add its schemas (and any they reference that are not embedded yet) from the
@@ -39,8 +39,15 @@ use crate::registry::ResourceInfo;
 const SCHEMA_FILES: &[(&str, &str)] = &[
     // io.k8s.apimachinery: ObjectMeta, ListMeta, Status, DeleteOptions, Patch, WatchEvent, … .
     ("meta_v1.json", include_str!("openapi/meta_v1.json")),
-    // io.k8s.api.core.v1: Secret, SecretList, Namespace and its parts, NamespaceList.
+    // io.k8s.api.core.v1: Secret, Namespace, ServiceAccount, their lists and parts.
     ("core_v1.json", include_str!("openapi/core_v1.json")),
+    // io.k8s.api.rbac.v1: Role, ClusterRole, RoleBinding, ClusterRoleBinding, lists and parts.
+    ("rbac_v1.json", include_str!("openapi/rbac_v1.json")),
+    // io.k8s.api.authentication.v1: TokenRequest (serviceaccounts/token), TokenReview,
+    // SelfSubjectReview.
+    ("authentication_v1.json", include_str!("openapi/authentication_v1.json")),
+    // io.k8s.api.authorization.v1: the four access reviews.
+    ("authorization_v1.json", include_str!("openapi/authorization_v1.json")),
 ];
 
 /// kube-apiserver's operation parameters, from the same documents, keyed by name;
@@ -903,14 +910,126 @@ mod tests {
     #[test]
     fn kinds_without_schema_names_the_kinds_explain_cannot_describe() {
         assert!(kinds_without_schema(&core()).is_empty());
+        assert!(kinds_without_schema(&served()).is_empty(), "{:?}", kinds_without_schema(&served()));
+        let widgets = ResourceInfo { group: "example.com", kind: "Widget", list_kind: "WidgetList", ..SECRETS };
+        assert_eq!(kinds_without_schema(&[&widgets]), ["example.com/v1/Widget", "example.com/v1/WidgetList"]);
+    }
+
+    #[test]
+    fn every_served_group_version_has_a_closed_document() {
+        let served = served();
+        let index = root(&served);
+        let keys: Vec<&String> = index["paths"].as_object().unwrap().keys().collect();
         assert_eq!(
-            kinds_without_schema(&all()),
+            keys,
             [
-                "rbac.authorization.k8s.io/v1/Role",
-                "rbac.authorization.k8s.io/v1/RoleList",
-                "authorization.k8s.io/v1/SelfSubjectAccessReview"
+                "api/v1",
+                "apis/authentication.k8s.io/v1",
+                "apis/authorization.k8s.io/v1",
+                "apis/rbac.authorization.k8s.io/v1"
             ]
         );
+        for key in keys {
+            let (group, version) = match key.split('/').collect::<Vec<_>>()[..] {
+                ["api", v] => ("", v),
+                [_, g, v] => (g, v),
+                _ => unreachable!("{key}"),
+            };
+            let document = group_version(&served, group, version).unwrap();
+            assert!(dangling_refs(&document, &document).is_empty(), "{key}: {:?}", dangling_refs(&document, &document));
+        }
+    }
+
+    /// Operation ids and paths as in Kubernetes 1.32's OpenAPI v3 documents (compared in full
+    /// against kubectl-validate's copies when the kinds were added).
+    #[test]
+    fn rbac_and_review_paths_match_kube_apiserver() {
+        let served = served();
+        let rbac = group_version(&served, "rbac.authorization.k8s.io", "v1").unwrap();
+        let paths = rbac["paths"].as_object().unwrap();
+        // Collection and object paths of the four kinds, and the two cross-namespace lists.
+        assert_eq!(paths.len(), 10, "{:?}", paths.keys().collect::<Vec<_>>());
+        let op = |path: &str, method: &str| paths[path][method]["operationId"].as_str().unwrap().to_string();
+        assert_eq!(op("/apis/rbac.authorization.k8s.io/v1/clusterroles", "get"), "listRbacAuthorizationV1ClusterRole");
+        assert_eq!(
+            op("/apis/rbac.authorization.k8s.io/v1/rolebindings", "get"),
+            "listRbacAuthorizationV1RoleBindingForAllNamespaces"
+        );
+        assert_eq!(
+            op("/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles", "delete"),
+            "deleteRbacAuthorizationV1CollectionNamespacedRole"
+        );
+        assert_eq!(
+            op("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}", "put"),
+            "replaceRbacAuthorizationV1ClusterRoleBinding"
+        );
+        let patch = &paths["/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/{name}"]["patch"];
+        assert!(has_query_parameter(patch, "fieldValidation"), "kubectl leaves validation to the server");
+        let schemas = &rbac["components"]["schemas"];
+        for name in ["io.k8s.api.rbac.v1.Role", "io.k8s.api.rbac.v1.PolicyRule", "io.k8s.api.rbac.v1.AggregationRule"] {
+            assert!(schemas.get(name).is_some(), "{name}");
+        }
+        assert!(
+            schemas["io.k8s.api.rbac.v1.Role"]["properties"]["rules"]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Rules holds all the PolicyRules for this Role")
+        );
+
+        let authn = group_version(&served, "authentication.k8s.io", "v1").unwrap();
+        let ids: Vec<&Value> =
+            authn["paths"].as_object().unwrap().values().map(|p| &p["post"]["operationId"]).collect();
+        assert_eq!(ids, ["createAuthenticationV1SelfSubjectReview", "createAuthenticationV1TokenReview"]);
+        let authz = group_version(&served, "authorization.k8s.io", "v1").unwrap();
+        let paths: Vec<(&String, &Value)> =
+            authz["paths"].as_object().unwrap().iter().map(|(k, v)| (k, &v["post"]["operationId"])).collect();
+        assert_eq!(
+            paths,
+            [
+                (
+                    &"/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews".to_string(),
+                    &json!("createAuthorizationV1NamespacedLocalSubjectAccessReview")
+                ),
+                (
+                    &"/apis/authorization.k8s.io/v1/selfsubjectaccessreviews".to_string(),
+                    &json!("createAuthorizationV1SelfSubjectAccessReview")
+                ),
+                (
+                    &"/apis/authorization.k8s.io/v1/selfsubjectrulesreviews".to_string(),
+                    &json!("createAuthorizationV1SelfSubjectRulesReview")
+                ),
+                (
+                    &"/apis/authorization.k8s.io/v1/subjectaccessreviews".to_string(),
+                    &json!("createAuthorizationV1SubjectAccessReview")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn core_document_serves_service_accounts_and_their_token_subresource() {
+        let document = group_version(&served(), "", "v1").unwrap();
+        let paths = &document["paths"];
+        let token = &paths["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]["post"];
+        assert_eq!(token["operationId"], "createCoreV1NamespacedServiceAccountToken");
+        assert_eq!(
+            token["requestBody"]["content"]["*/*"]["schema"],
+            schema_ref("io.k8s.api.authentication.v1.TokenRequest")
+        );
+        assert_eq!(paths["/api/v1/serviceaccounts"]["get"]["operationId"], "listCoreV1ServiceAccountForAllNamespaces");
+        let schemas = &document["components"]["schemas"];
+        for name in [
+            "io.k8s.api.core.v1.ServiceAccount",
+            "io.k8s.api.core.v1.ServiceAccountList",
+            "io.k8s.api.core.v1.ObjectReference",
+            "io.k8s.api.core.v1.LocalObjectReference",
+            "io.k8s.api.authentication.v1.TokenRequest",
+            "io.k8s.api.authentication.v1.BoundObjectReference",
+        ] {
+            assert!(schemas.get(name).is_some(), "{name}");
+        }
+        // A document carries only what its paths reference.
+        assert!(schemas.get("io.k8s.api.rbac.v1.Role").is_none());
     }
 
     #[test]
@@ -943,6 +1062,7 @@ mod tests {
                 .starts_with("/openapi/v3/apis/rbac.authorization.k8s.io/v1?hash=")
         );
         assert_eq!(index["paths"].as_object().unwrap().len(), 3);
+        assert_eq!(root(&served())["paths"].as_object().unwrap().len(), 4);
     }
 
     #[test]

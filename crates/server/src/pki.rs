@@ -36,6 +36,8 @@ pub enum PkiError {
     Generate { what: &'static str, source: rcgen::Error },
     #[error("{path} does not hold a usable {what}")]
     Invalid { path: PathBuf, what: &'static str },
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// What the TLS layer needs: PEM of the CA, the serving chain and its key.
@@ -211,6 +213,49 @@ impl ServerPki {
         }
         Ok(path)
     }
+}
+
+/// A kubeconfig for `user` in `groups` with a new client certificate from the CA in `dir`, valid
+/// for `lifetime` (`strongroom admin kubeconfig`). The server URL defaults to the one in the
+/// admin kubeconfig the server wrote at its first start.
+pub fn user_kubeconfig(
+    dir: &Path,
+    user: &str,
+    groups: &[&str],
+    lifetime: Duration,
+    server: Option<&str>,
+) -> Result<Zeroizing<String>, PkiError> {
+    if user.is_empty() || user.chars().any(|c| c.is_control()) {
+        return Err(PkiError::Usage("the user name must be non-empty and printable".into()));
+    }
+    if let Some(g) = groups.iter().find(|g| g.is_empty() || g.chars().any(|c| c.is_control())) {
+        return Err(PkiError::Usage(format!("group {g:?} must be non-empty and printable")));
+    }
+    let ca_cert_path = dir.join(CA_CERT);
+    if !ca_cert_path.exists() {
+        return Err(PkiError::Usage(format!(
+            "{} has no certificate authority yet: start the server on it once first",
+            dir.display()
+        )));
+    }
+    let server = match server {
+        Some(s) => s.to_string(),
+        None => {
+            let admin = read(&dir.join(ADMIN_KUBECONFIG))?;
+            admin
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+                .ok_or_else(|| PkiError::Invalid { path: dir.join(ADMIN_KUBECONFIG), what: "server URL" })?
+        }
+    };
+    let pki = ServerPki {
+        ca_cert_pem: read(&ca_cert_path)?.to_string(),
+        serving_cert_pem: String::new(),
+        serving_key_pem: Zeroizing::new(String::new()),
+        ca_key_pem: read(&dir.join(CA_KEY))?,
+    };
+    let (cert, key) = pki.issue_client(user, groups, lifetime)?;
+    Ok(pki.kubeconfig(&server, user, &cert, &key))
 }
 
 fn hostname() -> Option<String> {

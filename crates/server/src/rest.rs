@@ -30,6 +30,8 @@ pub struct Ctx<'a> {
     pub strategy: &'a dyn Strategy,
     pub query: &'a Query,
     pub headers: &'a HeaderMap,
+    /// Who the request runs as (after impersonation).
+    pub user: &'a crate::authn::UserInfo,
 }
 
 type Cached = Arc<CachedObject<ServedObject>>;
@@ -283,6 +285,7 @@ async fn create_object(
         if !errs.is_empty() {
             return Err(ApiError::invalid(info.kind, info.group, &name, &errs));
         }
+        crate::authz::admit_rbac_write(ctx.server, ctx.user, info.plural, &obj, None)?;
         match &applied_managed_fields {
             Some(mf) => {
                 metadata_mut(&mut obj).insert("managedFields".into(), mf.clone());
@@ -654,6 +657,7 @@ fn prepare_update(
     if !errs.is_empty() {
         return Err(ApiError::invalid(info.kind, info.group, name, &errs));
     }
+    crate::authz::admit_rbac_write(ctx.server, ctx.user, info.plural, &new, Some(&cur_value))?;
     if track_update {
         managed_fields::update(Some(&cur_value), &mut new, manager, &info.api_version(), &now_rfc3339());
     }

@@ -11,8 +11,10 @@ use tokio::sync::mpsc;
 
 /// A storage key built structurally from validated parts (see docs/design/storage-keys.md).
 ///
-/// Invariant: `resource`, `namespace` and `name` are non-empty and contain only `[a-z0-9.-]`
-/// and are neither `.` nor `..`, so a key can never reach outside its prefix.
+/// Invariant: `resource` and `namespace` are non-empty and contain only `[a-z0-9.-]`; `name` is
+/// non-empty, has no `/`, `%` or control character (RBAC objects may be named `system:basic-user`
+/// or `MyRole`: Kubernetes' path-segment names); none is `.` or `..`. So a key can never reach
+/// outside its prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey(String);
 
@@ -31,19 +33,30 @@ fn check_segment(what: &'static str, s: &str) -> Result<(), InvalidKey> {
     if ok { Ok(()) } else { Err(InvalidKey { what }) }
 }
 
+/// Object names may be any Kubernetes path segment: everything but `/` and `%` (and `.`/`..`),
+/// here also without control characters.
+fn check_name(s: &str) -> Result<(), InvalidKey> {
+    let ok = !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.len() <= 253
+        && !s.chars().any(|c| c == '/' || c == '%' || c.is_control());
+    if ok { Ok(()) } else { Err(InvalidKey { what: "name" }) }
+}
+
 pub const KEY_ROOT: &str = "/registry/";
 
 impl ObjectKey {
     pub fn namespaced(resource: &str, namespace: &str, name: &str) -> Result<Self, InvalidKey> {
         check_segment("resource", resource)?;
         check_segment("namespace", namespace)?;
-        check_segment("name", name)?;
+        check_name(name)?;
         Ok(ObjectKey(format!("{KEY_ROOT}{resource}/{namespace}/{name}")))
     }
 
     pub fn cluster(resource: &str, name: &str) -> Result<Self, InvalidKey> {
         check_segment("resource", resource)?;
-        check_segment("name", name)?;
+        check_name(name)?;
         Ok(ObjectKey(format!("{KEY_ROOT}{resource}/{name}")))
     }
 
@@ -226,8 +239,15 @@ mod tests {
     fn invariant_key_segments_cannot_escape_prefix() {
         for bad in ["", ".", "..", "a/b", "A", "a b", "a\0b", "%2e%2e"] {
             assert!(ObjectKey::namespaced("secrets", bad, "x").is_err(), "{bad:?}");
-            assert!(ObjectKey::namespaced("secrets", "ns", bad).is_err(), "{bad:?}");
         }
+        for bad in ["", ".", "..", "a/b", "/", "a\0b", "a\nb", "%2e%2e", "a%b"] {
+            assert!(ObjectKey::namespaced("secrets", "ns", bad).is_err(), "{bad:?}");
+            assert!(ObjectKey::cluster("clusterroles", bad).is_err(), "{bad:?}");
+        }
+        // RBAC names are path segments: colons and capitals are fine, and stay under the prefix.
+        let role = ObjectKey::cluster("clusterroles", "system:basic-user").unwrap();
+        assert!(role.as_str().starts_with(&ObjectKey::prefix("clusterroles", None).unwrap()));
+        assert!(ObjectKey::namespaced("roles", "app", "MyRole").is_ok());
         let k = ObjectKey::namespaced("secrets", "app", "db.v2").unwrap();
         assert_eq!(ObjectKey::from_stored(k.as_str()).unwrap(), k);
         assert!(ObjectKey::from_stored("/registry/secrets/a/b/c").is_err());

@@ -57,6 +57,36 @@ struct ServerArgs {
     /// Extra host names or IPs for the serving certificate (only used when it is first created).
     #[arg(long = "tls-san")]
     tls_sans: Vec<String>,
+    /// Static bearer tokens in Kubernetes' CSV format: `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Let requests without credentials through as `system:anonymous` (group
+    /// `system:unauthenticated`); RBAC still decides what they may do.
+    #[arg(long)]
+    anonymous_auth: bool,
+    /// The `iss` of ServiceAccount tokens and the base URL of their OIDC discovery documents;
+    /// defaults to this server's HTTPS URL.
+    #[arg(long)]
+    service_account_issuer: Option<String>,
+    /// Audiences the server accepts tokens for (repeatable); defaults to the issuer.
+    #[arg(long = "api-audiences", value_delimiter = ',')]
+    api_audiences: Vec<String>,
+    /// Where audit events go as JSON lines (`-` for stdout). Defaults to DIR/audit.log.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// Rotate the audit log when it reaches this many megabytes (0: never).
+    #[arg(long, default_value_t = 100)]
+    audit_log_maxsize: u64,
+    /// How many rotated audit logs to keep (0: all).
+    #[arg(long, default_value_t = 10)]
+    audit_log_maxbackup: usize,
+    /// An audit.k8s.io/v1 Policy; without it, every request touching secrets, tokens,
+    /// service accounts or RBAC, and every write, is recorded at Metadata level.
+    #[arg(long)]
+    audit_policy_file: Option<PathBuf>,
+    /// Serve requests that return secret data even when their audit record cannot be written.
+    #[arg(long)]
+    audit_fail_open: bool,
 }
 
 #[derive(Subcommand)]
@@ -69,18 +99,37 @@ enum AdminCommand {
         #[arg(long)]
         encryption_provider_config: Option<PathBuf>,
     },
+    /// Print a kubeconfig for a user on stdout, with a new client certificate from the server's
+    /// CA (CN = user, O = groups). What the user may do is up to RBAC bindings.
+    Kubeconfig {
+        #[arg(long, default_value = "strongroom-data")]
+        data_dir: PathBuf,
+        /// The user name the certificate carries.
+        #[arg(long)]
+        user: String,
+        /// A group the user belongs to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// How long the certificate is valid (e.g. 8h, 30d).
+        #[arg(long, default_value = "30d", value_parser = parse_duration)]
+        ttl: Duration,
+        /// The server URL to put in the kubeconfig; defaults to the one in DIR/admin.kubeconfig.
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("invalid duration {s:?}: use s, m or h")),
+    let unit_secs: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid duration {s:?}: use s, m, h or d")),
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(unit_secs).map(Duration::from_secs).ok_or_else(|| format!("duration {s:?} is too long"))
 }
 
 fn load_transformers(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<Transformers> {
@@ -111,6 +160,14 @@ fn main() -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Reencrypt { data_dir, encryption_provider_config }) => {
             runtime.block_on(reencrypt(&data_dir, encryption_provider_config.as_deref()))
         }
+        Command::Admin(AdminCommand::Kubeconfig { data_dir, user, groups, ttl, server }) => {
+            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+            let kubeconfig =
+                strongroom_server::pki::user_kubeconfig(&data_dir, &user, &groups, ttl, server.as_deref())?;
+            use std::io::Write;
+            std::io::stdout().write_all(kubeconfig.as_bytes()).context("cannot write the kubeconfig")?;
+            Ok(())
+        }
     }
 }
 
@@ -134,7 +191,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Arc::new(EmbeddedBackend::open(embedded).context("cannot open the embedded store")?);
     let cache = CacheConfig { history_window: args.watch_history, ..CacheConfig::default() };
     let config = strongroom_server::Config {
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         listen: args.listen,
         transformers: Arc::new(transformers),
         backend,
@@ -145,6 +202,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             readonly_inflight: args.max_requests_inflight,
             mutating_inflight: args.max_mutating_requests_inflight,
             watches: args.max_watches,
+        },
+        identity: strongroom_server::IdentityConfig {
+            token_auth_file: args.token_auth_file,
+            anonymous: args.anonymous_auth,
+            issuer: args.service_account_issuer,
+            audiences: args.api_audiences,
+        },
+        audit: strongroom_server::AuditConfig {
+            path: args.audit_log_path,
+            max_size_mb: args.audit_log_maxsize,
+            max_backups: args.audit_log_maxbackup,
+            policy_file: args.audit_policy_file,
+            fail_open: args.audit_fail_open,
         },
     };
     strongroom_server::run(config, shutdown_signal()).await?;

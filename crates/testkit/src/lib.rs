@@ -186,6 +186,44 @@ impl Server {
         Run::new(cmd, self, Some(stdin))
     }
 
+    /// Writes a kubeconfig for `user` in `groups` made by `strongroom admin kubeconfig` (a client
+    /// certificate from the server's CA) and returns its path.
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["admin", "kubeconfig", "--data-dir"]).arg(self.data_dir()).args(["--user", user]);
+        for g in groups {
+            cmd.args(["--group", g]);
+        }
+        let out = cmd.output().expect("run strongroom admin kubeconfig");
+        assert!(out.status.success(), "admin kubeconfig failed: {}", String::from_utf8_lossy(&out.stderr));
+        let path = self.dir.path().join(format!("{}.kubeconfig", user.replace([':', '/'], "_")));
+        std::fs::write(&path, &out.stdout).expect("write kubeconfig");
+        path
+    }
+
+    /// Writes a kubeconfig that trusts this server and authenticates with a bearer `token` only.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        let admin = std::fs::read_to_string(self.kubeconfig()).expect("admin kubeconfig");
+        let ca = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+            .expect("CA data in the admin kubeconfig");
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: s\n    user: u\n    namespace: default\ncurrent-context: c\n",
+            self.url()
+        );
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, config).expect("write kubeconfig");
+        path
+    }
+
+    /// Runs kubectl with `args` using another kubeconfig (another identity).
+    pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.kubectl_cmd();
+        cmd.env("KUBECONFIG", kubeconfig).args(args);
+        Run::new(cmd, self, None)
+    }
+
     /// A kube-rs client authenticated as the admin.
     pub async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");

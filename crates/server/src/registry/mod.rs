@@ -2,17 +2,26 @@
 //! [`Strategy`]: normalization, defaults, validation, table columns, selectable fields), as
 //! kube-apiserver's `pkg/registry/<group>/<kind>/strategy.go` files do.
 //!
+//! Besides the stored kinds, the registry names the *virtual* kinds (token and access reviews):
+//! create-only resources with no storage, which discovery and OpenAPI advertise and the server
+//! answers itself ([`Registry::virtual_infos`]).
+//!
 //! Architecture invariant: strategies are pure functions of their inputs (objects as
 //! `serde_json::Value`, the clock passed in); they never touch storage or HTTP.
 
 pub mod namespace;
+pub mod rbac;
+pub mod review;
 pub mod secret;
+pub mod serviceaccount;
 
 use serde_json::Value;
 use strongroom_api::ErrorList;
 use strongroom_api::managed_fields::LastApplied;
 use strongroom_api::patch::StrategicSchema;
 
+use crate::discovery::Subresource;
+use crate::object::Access;
 use crate::status::{ApiError, Qualified};
 
 /// Everything discovery, OpenAPI, routing and messages need to know about a resource.
@@ -35,6 +44,9 @@ pub struct ResourceInfo {
     pub return_deleted_object: bool,
     /// Field selectors this resource accepts (Kubernetes' field label conversions for the kind).
     pub selectable_fields: &'static [&'static str],
+    /// Subresources served under an object's path (`serviceaccounts/token`), as discovery and
+    /// OpenAPI describe them.
+    pub subresources: &'static [Subresource],
 }
 
 impl ResourceInfo {
@@ -50,6 +62,12 @@ impl ResourceInfo {
 
 pub const STANDARD_VERBS: &[&str] =
     &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+/// The verbs of a virtual kind: it can only be created (reviews are answered, never stored).
+pub const CREATE_ONLY_VERBS: &[&str] = &["create"];
+
+/// The field selectors every kind accepts (`DefaultMetaV1FieldSelectorConversion`).
+pub const METADATA_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
 
 /// One column of a kind's server-side Table.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +87,11 @@ pub const NAME_COLUMN: Column = Column {
     description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
     priority: 0,
 };
+
+/// The Created At column of kube-apiserver's default table convertor (Roles, ClusterRoles): the
+/// creation time as an RFC 3339 string in UTC.
+pub const CREATED_AT_COLUMN: Column =
+    Column { name: "Created At", type_: "date", format: "", description: AGE_COLUMN.description, priority: 0 };
 
 /// The Age column, computed from `creationTimestamp` when a table is rendered.
 pub const AGE_COLUMN: Column = Column {
@@ -122,6 +145,12 @@ pub trait Strategy: Send + Sync + 'static {
     fn last_applied(&self) -> LastApplied<'_> {
         LastApplied::Plain
     }
+
+    /// What the authorizer needs from a stored object (a role's rules, a binding's role and
+    /// subjects), extracted once when the cache decodes it, so no request parses JSON to decide.
+    fn access(&self, _obj: &Value) -> Option<Access> {
+        None
+    }
 }
 
 /// All kinds strongroom serves.
@@ -135,15 +164,32 @@ impl Registry {
             strategies: vec![
                 Box::new(secret::SecretStrategy::new(digest_key)),
                 Box::new(namespace::NamespaceStrategy::new()),
+                Box::new(serviceaccount::ServiceAccountStrategy::new()),
+                Box::new(rbac::RoleStrategy::new()),
+                Box::new(rbac::ClusterRoleStrategy::new()),
+                Box::new(rbac::RoleBindingStrategy::new()),
+                Box::new(rbac::ClusterRoleBindingStrategy::new()),
             ],
         }
     }
 
+    /// The stored kinds' strategies.
     pub fn all(&self) -> impl Iterator<Item = &dyn Strategy> {
         self.strategies.iter().map(|s| s.as_ref())
     }
 
-    /// The strategy for `group`/`version`/`plural`, if served.
+    /// The virtual kinds: create-only, never stored, answered by the server itself. They have no
+    /// strategy, so [`Registry::lookup`] never returns them.
+    pub fn virtual_infos(&self) -> &'static [&'static ResourceInfo] {
+        review::INFOS
+    }
+
+    /// Every resource served, stored then virtual: what discovery and OpenAPI describe.
+    pub fn infos(&self) -> Vec<&'static ResourceInfo> {
+        self.all().map(|s| s.info()).chain(self.virtual_infos().iter().copied()).collect()
+    }
+
+    /// The strategy of the stored kind `group`/`version`/`plural`, if served.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&dyn Strategy> {
         self.all().find(|s| {
             let i = s.info();

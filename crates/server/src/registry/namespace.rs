@@ -24,6 +24,7 @@ pub static INFO: ResourceInfo = ResourceInfo {
     categories: &[],
     return_deleted_object: true,
     selectable_fields: &["metadata.name", "status.phase"],
+    subresources: &[],
 };
 
 static COLUMNS: [Column; 3] = [

@@ -29,6 +29,7 @@ pub static INFO: ResourceInfo = ResourceInfo {
     categories: &[],
     return_deleted_object: false,
     selectable_fields: &["metadata.name", "metadata.namespace", "type"],
+    subresources: &[],
 };
 
 static COLUMNS: [Column; 4] = [

@@ -8,6 +8,7 @@ mod kube_client;
 mod kubectl;
 mod leaks;
 mod protocol;
+mod rbac_objects;
 mod workflows;
 
 use strongroom_testkit::Server;

@@ -1,0 +1,233 @@
+//! The audit stage of the request pipeline: what [`crate::audit`] needs to know about each
+//! request is gathered in a [`Record`] as the request is authenticated, authorized and served,
+//! and [`Auditor::finish`] writes the event before the response leaves.
+//!
+//! Fail closed: a request whose response carries secret data (Secrets other than deletes, and
+//! TokenRequests) is answered 503 if its record cannot be written, unless `--audit-fail-open`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use crate::audit::{self, AuditLog, Level, Policy, RuleEvaluation, Stage};
+use crate::authn::UserInfo;
+use crate::authz::{Attrs, Decision};
+use crate::codec::{self, Resp};
+use crate::status::ApiError;
+use crate::AuditConfig;
+
+/// Everything known about one request, for its audit event.
+pub struct Record {
+    audit_id: String,
+    received: jiff::Timestamp,
+    request_uri: String,
+    method: http::Method,
+    source_ip: String,
+    user_agent: Option<String>,
+    pub user: Option<UserInfo>,
+    pub impersonated: Option<UserInfo>,
+    pub attrs: Option<Attrs>,
+    pub decision: Option<Decision>,
+    eval: RuleEvaluation,
+    request_object: Option<Value>,
+}
+
+impl Record {
+    pub fn new<B>(req: &Request<B>, peer: SocketAddr) -> Self {
+        Record {
+            audit_id: uuid::Uuid::new_v4().to_string(),
+            received: jiff::Timestamp::now(),
+            request_uri: req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
+            method: req.method().clone(),
+            source_ip: peer.ip().to_string(),
+            user_agent: req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+            user: None,
+            impersonated: None,
+            attrs: None,
+            decision: None,
+            eval: RuleEvaluation { level: Level::None, omit_stages: Vec::new(), omit_managed_fields: false },
+            request_object: None,
+        }
+    }
+
+    /// The authenticated user's name, or `-` before authentication.
+    pub fn user_name(&self) -> &str {
+        self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("-")
+    }
+
+    /// Keeps the request body for a `Request`/`RequestResponse` level event, values redacted.
+    pub fn request_body(&mut self, body: &Bytes, headers: &HeaderMap) {
+        if !self.eval.level.records_request_object() || body.is_empty() {
+            return;
+        }
+        let Some(attrs) = &self.attrs else { return };
+        let Ok(mut value) = codec::decode_object(headers, body).or_else(|_| codec::decode_json_or_yaml(body)) else {
+            return;
+        };
+        // Redacted at once, so no value is held longer than the request; the event redacts
+        // again when it takes the body.
+        let resource = match &attrs.subresource {
+            Some(sub) => format!("{}/{sub}", attrs.resource),
+            None => attrs.resource.clone(),
+        };
+        audit::redact_request(&resource, &attrs.verb, &mut value);
+        self.request_object = Some(value);
+    }
+
+    /// Whether the response to this request hands out secret values or tokens.
+    fn returns_secret_data(&self) -> bool {
+        self.attrs.as_ref().is_some_and(|a| {
+            (a.group.is_empty() && a.resource == "secrets" && !matches!(a.verb.as_str(), "delete" | "deletecollection"))
+                || (a.resource == "serviceaccounts" && a.subresource.as_deref() == Some("token"))
+        })
+    }
+}
+
+fn user_json(u: &UserInfo) -> audit::UserInfo {
+    audit::UserInfo { username: u.name.clone(), uid: u.uid.clone(), groups: u.groups.clone(), extra: u.extra.clone() }
+}
+
+/// The audit policy and sink of a running server.
+pub struct Auditor {
+    policy: Policy,
+    log: Option<AuditLog>,
+    fail_open: bool,
+}
+
+impl Auditor {
+    /// Opens the log (`DIR/audit.log` unless configured) and reads the policy file.
+    pub fn open(data_dir: &Path, cfg: &AuditConfig) -> Result<Self, String> {
+        let policy = match &cfg.policy_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the audit policy {}: {e}", path.display()))?;
+                Policy::from_yaml(&text).map_err(|e| format!("invalid audit policy {}: {e}", path.display()))?
+            }
+            None => Policy::strongroom_default(),
+        };
+        let path = cfg.path.clone().unwrap_or_else(|| data_dir.join("audit.log"));
+        let log = AuditLog::open(audit::AuditLogConfig {
+            path: path.clone(),
+            max_size_mb: cfg.max_size_mb,
+            max_backups: cfg.max_backups,
+            max_age_days: 0,
+        })
+        .map_err(|e| format!("cannot open the audit log {}: {e}", path.display()))?;
+        Ok(Auditor { policy, log: Some(log), fail_open: cfg.fail_open })
+    }
+
+    /// Decides the level of a request once its user and attributes are known.
+    pub fn evaluate(&self, record: &mut Record) {
+        let (Some(user), Some(attrs)) = (&record.user, &record.attrs) else { return };
+        record.eval = self.policy.evaluate(&request_attributes(user, attrs));
+    }
+
+    /// Writes the request's event, then returns the response — or a 503 in its place when the
+    /// event could not be written and the response carries secret data.
+    pub async fn finish(&self, mut record: Record, resp: Resp) -> Resp {
+        let Some(log) = &self.log else { return resp };
+        if record.user.is_none() && resp.status() == StatusCode::UNAUTHORIZED {
+            // Failed authentication is always recorded, as Kubernetes does.
+            record.eval.level = Level::Metadata;
+        }
+        if record.eval.level == Level::None {
+            return resp;
+        }
+        let is_watch = record.attrs.as_ref().is_some_and(|a| a.verb == "watch");
+        let stage = if is_watch && resp.status().is_success() { Stage::ResponseStarted } else { Stage::ResponseComplete };
+        if !record.eval.records(stage) {
+            return resp;
+        }
+        let mut event = self.event(&mut record, stage);
+        let (resp, response_object) = if record.eval.level.records_response_object() && !is_watch {
+            let (parts, body) = resp.into_parts();
+            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+            (http::Response::from_parts(parts, codec::full(bytes)), value)
+        } else {
+            (resp, None)
+        };
+        let code = resp.status().as_u16();
+        event.response_status = Some(audit::ResponseStatus::code(code));
+        if let Some(v) = response_object {
+            event.set_response_object(v);
+        }
+        match log.write(&event) {
+            Ok(()) => resp,
+            Err(e) => {
+                let secret = record.returns_secret_data() && code < 400;
+                tracing::error!(error = %e, audit_id = %record.audit_id, "cannot write an audit event");
+                if secret && !self.fail_open {
+                    return codec::error_response(&ApiError::unavailable(
+                        "the audit record of this request could not be written, so its secret data is withheld",
+                    ));
+                }
+                resp
+            }
+        }
+    }
+
+    fn event(&self, record: &mut Record, stage: Stage) -> audit::Event {
+        let now = jiff::Timestamp::now();
+        let mut event = match (&record.user, &record.attrs) {
+            (Some(user), Some(attrs)) => audit::Event::from_request(
+                record.audit_id.clone(),
+                &record.eval,
+                &request_attributes(user, attrs),
+                record.request_uri.clone(),
+                record.received,
+            )
+            .at_stage(stage, now),
+            _ => {
+                let mut e = audit::Event::new(record.audit_id.clone(), record.eval.level, stage, record.received);
+                e.stage_timestamp = now;
+                e.request_uri = record.request_uri.clone();
+                e.verb = record.method.as_str().to_ascii_lowercase();
+                e
+            }
+        };
+        event.user = match &record.user {
+            Some(u) => user_json(u),
+            None => audit::UserInfo {
+                username: "system:anonymous".into(),
+                groups: vec!["system:unauthenticated".into()],
+                ..Default::default()
+            },
+        };
+        event.impersonated_user = record.impersonated.as_ref().map(user_json);
+        event.source_ips = vec![record.source_ip.clone()];
+        event.user_agent = record.user_agent.clone().unwrap_or_default();
+        if let Some(d) = &record.decision {
+            event
+                .annotations
+                .insert(audit::ANNOTATION_DECISION.to_string(), if d.allowed { "allow" } else { "forbid" }.to_string());
+            if !d.reason.is_empty() {
+                event.annotations.insert(audit::ANNOTATION_REASON.to_string(), d.reason.clone());
+            }
+        }
+        if let Some(body) = record.request_object.take() {
+            event.set_request_object(body);
+        }
+        event
+    }
+}
+
+/// The audit policy's view of a request.
+fn request_attributes<'a>(user: &'a UserInfo, attrs: &'a Attrs) -> audit::RequestAttributes<'a> {
+    let target = match &attrs.path {
+        Some(path) => audit::RequestTarget::NonResource { path },
+        None => audit::RequestTarget::Resource(audit::ResourceAttributes {
+            api_group: &attrs.group,
+            api_version: "",
+            resource: &attrs.resource,
+            subresource: attrs.subresource.as_deref().unwrap_or(""),
+            namespace: attrs.namespace.as_deref().unwrap_or(""),
+            name: attrs.name.as_deref().unwrap_or(""),
+        }),
+    };
+    audit::RequestAttributes { user: &user.name, groups: &user.groups, verb: &attrs.verb, target }
+}

@@ -811,6 +811,11 @@ pub fn bootstrap_cluster_roles() -> Vec<Value> {
         ),
         cluster_role("system:public-info-viewer", None, vec![url_rule(STATUS_URLS, &["get"])]),
         cluster_role(
+            "system:monitoring",
+            None,
+            vec![url_rule(&["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/readyz", "/readyz/*"], &["get"])],
+        ),
+        cluster_role(
             "system:service-account-issuer-discovery",
             None,
             vec![url_rule(
@@ -846,6 +851,7 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<Value> {
         cluster_role_binding("system:basic-user", &["system:authenticated"]),
         cluster_role_binding("system:discovery", &["system:authenticated"]),
         cluster_role_binding("system:public-info-viewer", &["system:authenticated", "system:unauthenticated"]),
+        cluster_role_binding("system:monitoring", &["system:monitoring"]),
         cluster_role_binding("system:service-account-issuer-discovery", &["system:serviceaccounts"]),
     ]
 }

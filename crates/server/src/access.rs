@@ -372,6 +372,7 @@ fn attributes(spec: &Value, kind: &str, namespace: Option<&str>) -> Result<Attrs
                 verb: str_at(r, "verb").to_string(),
                 namespace: opt("namespace"),
                 group: str_at(r, "group").to_string(),
+                version: str_at(r, "version").to_string(),
                 resource: str_at(r, "resource").to_string(),
                 subresource: opt("subresource"),
                 name: opt("name"),

@@ -128,7 +128,7 @@ impl Auditor {
 
     /// Writes the request's event, then returns the response — or a 503 in its place when the
     /// event could not be written and the response carries secret data.
-    pub async fn finish(&self, mut record: Record, resp: Resp) -> Resp {
+    pub async fn finish(&self, mut record: Record, resp: Resp, metrics: &crate::metrics::Metrics) -> Resp {
         let Some(log) = &self.log else { return resp };
         if record.user.is_none() && resp.status() == StatusCode::UNAUTHORIZED {
             // Failed authentication is always recorded, as Kubernetes does.
@@ -143,10 +143,20 @@ impl Auditor {
             return resp;
         }
         let mut event = self.event(&mut record, stage);
-        let (resp, response_object) = if record.eval.level.records_response_object() && !is_watch {
+        // A create's object name is only known from the response (as Kubernetes records it).
+        let created = resp.status() == StatusCode::CREATED
+            && event.object_ref.as_ref().is_some_and(|o| o.name.is_empty() && o.subresource.is_empty());
+        let (resp, response_object) = if (record.eval.level.records_response_object() || created) && !is_watch {
             let (parts, body) = resp.into_parts();
             let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+            if created
+                && let Ok(named) = serde_json::from_slice::<Named>(&bytes)
+                && let Some(object_ref) = event.object_ref.as_mut()
+            {
+                object_ref.name = named.metadata.name;
+            }
+            let value: Option<Value> =
+                if record.eval.level.records_response_object() { serde_json::from_slice(&bytes).ok() } else { None };
             (http::Response::from_parts(parts, codec::full(bytes)), value)
         } else {
             (resp, None)
@@ -156,7 +166,9 @@ impl Auditor {
         if let Some(v) = response_object {
             event.set_response_object(v);
         }
-        match log.write(&event) {
+        let written = log.write(&event);
+        metrics.audit_event(written.is_ok());
+        match written {
             Ok(()) => resp,
             Err(e) => {
                 let secret = record.returns_secret_data() && code < 400;
@@ -216,13 +228,25 @@ impl Auditor {
     }
 }
 
+/// Just the name of a JSON object (serde skips the rest without building it).
+#[derive(serde::Deserialize)]
+struct Named {
+    metadata: NamedMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct NamedMeta {
+    #[serde(default)]
+    name: String,
+}
+
 /// The audit policy's view of a request.
 fn request_attributes<'a>(user: &'a UserInfo, attrs: &'a Attrs) -> audit::RequestAttributes<'a> {
     let target = match &attrs.path {
         Some(path) => audit::RequestTarget::NonResource { path },
         None => audit::RequestTarget::Resource(audit::ResourceAttributes {
             api_group: &attrs.group,
-            api_version: "",
+            api_version: &attrs.version,
             resource: &attrs.resource,
             subresource: attrs.subresource.as_deref().unwrap_or(""),
             namespace: attrs.namespace.as_deref().unwrap_or(""),

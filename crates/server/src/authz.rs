@@ -28,6 +28,8 @@ pub struct Attrs {
     pub verb: String,
     pub namespace: Option<String>,
     pub group: String,
+    /// The API version of a resource request (for audit; RBAC ignores it).
+    pub version: String,
     pub resource: String,
     pub subresource: Option<String>,
     pub name: Option<String>,
@@ -62,6 +64,7 @@ impl Attrs {
             verb: info.verb.to_string(),
             namespace,
             group: info.group.clone(),
+            version: info.version.clone(),
             resource: info.resource.clone(),
             subresource: info.subresource.clone(),
             name,
@@ -332,7 +335,7 @@ pub fn impersonate(server: &ApiServer, requester: &UserInfo, headers: &HeaderMap
         resource: resource.into(),
         subresource: sub.map(str::to_string),
         name: Some(name.to_string()),
-        path: None,
+        ..Default::default()
     };
     let service_account = authn::parse_service_account_user(&name).map(|(ns, n)| (ns.to_string(), n.to_string()));
     match &service_account {

@@ -168,25 +168,25 @@ async fn ensure_default_service_account(server: &ApiServer, ns: &str) {
 async fn aggregate_cluster_roles(server: &ApiServer) {
     let snapshot = server.store.cache().snapshot();
     let Ok(prefix) = ObjectKey::prefix("clusterroles", None) else { return };
-    let roles: Vec<(String, std::collections::BTreeMap<String, String>, Vec<PolicyRule>, u64, Arc<_>)> = snapshot
+    // Every ClusterRole with its rules, in name order.
+    let roles: Vec<(&ServedObject, &[PolicyRule], u64, &ObjectKey)> = snapshot
         .under(&prefix, None)
-        .filter_map(|(_, c)| {
+        .filter_map(|(key, c)| {
             let o = c.body.as_ref().ok()?;
             let Access::Rules { rules, .. } = o.access.as_deref()? else { return None };
-            Some((o.name.clone(), o.labels.clone(), rules.clone(), c.revision, c.clone()))
+            Some((o, rules.as_slice(), c.revision, key))
         })
         .collect();
-    for (_, _, _, revision, cached) in &roles {
-        let Ok(obj) = &cached.body else { continue };
-        let Some(Access::Rules { aggregation: Some(selectors), rules }) = obj.access.as_deref() else { continue };
-        let others = roles.iter().map(|(n, l, r, _, _)| (n.as_str(), l, r.as_slice()));
+    for &(obj, rules, revision, key) in &roles {
+        let Some(Access::Rules { aggregation: Some(selectors), .. }) = obj.access.as_deref() else { continue };
+        let others = roles.iter().map(|(o, r, _, _)| (o.name.as_str(), &o.labels, *r));
         let aggregated = rbac::aggregate(&obj.name, selectors, others);
-        if &aggregated == rules {
+        if aggregated == rules {
             continue;
         }
         let mut value = stored_value(obj);
         value["rules"] = serde_json::to_value(&aggregated).unwrap_or(Value::Array(Vec::new()));
-        match server.store.update(&cached.key, &encode(&value), *revision).await {
+        match server.store.update(key, &encode(&value), revision).await {
             // A conflict means another change arrived: its event runs this again.
             Ok(_) | Err(StoreError::Conflict { .. }) => {}
             Err(e) => tracing::warn!(role = %obj.name, error = %e, "cannot aggregate cluster role"),

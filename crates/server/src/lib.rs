@@ -14,6 +14,7 @@ pub mod authn;
 pub mod authz;
 pub mod codec;
 pub mod controllers;
+pub mod metrics;
 pub mod discovery;
 pub mod object;
 pub mod openapi;
@@ -78,6 +79,8 @@ pub struct ApiServer {
     documents: std::sync::OnceLock<Documents>,
     pub identity: Identity,
     pub audit: auditing::Auditor,
+    pub metrics: metrics::Metrics,
+    limits: Limits,
 }
 
 /// Who requests come from and how ServiceAccount tokens are made.
@@ -225,6 +228,8 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         documents: std::sync::OnceLock::new(),
         identity,
         audit,
+        metrics: metrics::Metrics::default(),
+        limits: config.limits.clone(),
     });
     bootstrap(&server).await?;
     controllers::bootstrap_rbac(&server)
@@ -454,7 +459,14 @@ async fn handle(
     drop(permit);
     let resp = result.unwrap_or_else(|e| codec::error_response(&e));
     let user = record.user_name().to_string();
-    let resp = server.audit.finish(record, resp).await;
+    let (verb, group, resource, subresource) = match &record.attrs {
+        Some(a) => (a.verb.clone(), a.group.clone(), a.resource.clone(), a.subresource.clone().unwrap_or_default()),
+        None => (method.as_str().to_ascii_lowercase(), String::new(), String::new(), String::new()),
+    };
+    let resp = server.audit.finish(record, resp, &server.metrics).await;
+    if !is_health(&path) {
+        server.metrics.request(&verb, &group, &resource, &subresource, resp.status().as_u16());
+    }
     tracing::debug!(
         %peer, %user, %method, %path,
         code = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request"
@@ -496,7 +508,9 @@ async fn route(
         return Ok(health(server, path));
     }
     let now = jiff::Timestamp::now().as_second();
-    let requester = server.identity.authenticator.authenticate(&server.store, certificate, &parts.headers, now)?;
+    let requester = server.identity.authenticator.authenticate(&server.store, certificate, &parts.headers, now);
+    server.metrics.authentication(requester.is_ok());
+    let requester = requester?;
     record.user = Some(requester.clone());
     let user = match authz::impersonate(server, &requester, &parts.headers)? {
         Some(as_user) => {
@@ -540,6 +554,22 @@ async fn route(
                     r.headers_mut().insert(
                         http::header::CONTENT_TYPE,
                         http::HeaderValue::from_static("application/jwk-set+json"),
+                    );
+                    Ok(r)
+                }
+                "/metrics" => {
+                    let inflight = |sem: &tokio::sync::Semaphore, max: usize| max.saturating_sub(sem.available_permits());
+                    let text = server.metrics.render(
+                        (
+                            inflight(&server.readonly_inflight, server.limits.readonly_inflight),
+                            inflight(&server.mutating_inflight, server.limits.mutating_inflight),
+                        ),
+                        inflight(&server.watches, server.limits.watches),
+                    );
+                    let mut r = http::Response::new(codec::full(text));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
                     );
                     Ok(r)
                 }

@@ -659,7 +659,14 @@ fn prepare_update(
     }
     crate::authz::admit_rbac_write(ctx.server, ctx.user, info.plural, &new, Some(&cur_value))?;
     if track_update {
-        managed_fields::update(Some(&cur_value), &mut new, manager, &info.api_version(), &now_rfc3339());
+        managed_fields::update_with_schema(
+            Some(&cur_value),
+            &mut new,
+            manager,
+            &info.api_version(),
+            &now_rfc3339(),
+            ctx.strategy.strategic_schema(),
+        );
     }
     let changed = new != cur_value;
     metadata_mut(&mut new).remove("resourceVersion");

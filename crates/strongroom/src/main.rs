@@ -25,6 +25,32 @@ enum Command {
     /// Administrative tasks on a data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Questions answered from the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Every request that could have returned a secret's value: gets of it, lists and watches of
+    /// secrets in its namespace or cluster-wide, and writes (whose responses carry it), across
+    /// the log and its rotated files, oldest first.
+    Reads {
+        /// The audit log (its rotated files next to it are read too).
+        #[arg(long, default_value = "strongroom-data/audit.log")]
+        log: PathBuf,
+        #[arg(long, short = 'n', default_value = "default")]
+        namespace: String,
+        /// The secret's name.
+        #[arg(long)]
+        secret: String,
+        /// Only requests after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<jiff::Timestamp>,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Parser)]
@@ -160,6 +186,9 @@ fn main() -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Reencrypt { data_dir, encryption_provider_config }) => {
             runtime.block_on(reencrypt(&data_dir, encryption_provider_config.as_deref()))
         }
+        Command::Audit(AuditCommand::Reads { log, namespace, secret, since, json }) => {
+            audit_reads(&log, &namespace, &secret, since, json)
+        }
         Command::Admin(AdminCommand::Kubeconfig { data_dir, user, groups, ttl, server }) => {
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
             let kubeconfig =
@@ -219,6 +248,68 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     };
     strongroom_server::run(config, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn audit_reads(
+    log: &Path,
+    namespace: &str,
+    secret: &str,
+    since: Option<jiff::Timestamp>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use strongroom_server::audit;
+    let files = audit::list_log_files(log).with_context(|| format!("cannot list the audit logs at {}", log.display()))?;
+    if files.is_empty() {
+        bail!("no audit log at {}", log.display());
+    }
+    let reads = audit::reads_of_secret(&files, namespace, secret, since)
+        .with_context(|| format!("cannot read the audit logs at {}", log.display()))?;
+    let mut out = String::new();
+    if json {
+        for r in &reads.records {
+            out.push_str(&serde_json::to_string(r).context("cannot encode a record")?);
+            out.push('\n');
+        }
+    } else {
+        let mut rows = vec![["TIME", "USER", "VERB", "ACCESS", "CODE", "SOURCE", "USER AGENT"].map(String::from)];
+        for r in &reads.records {
+            let user = match &r.impersonated_user {
+                Some(as_user) => format!("{} (as {})", r.user.username, as_user.username),
+                None => r.user.username.clone(),
+            };
+            let access = match r.kind {
+                audit::ReadKind::Direct => "direct",
+                audit::ReadKind::Collection if r.namespace.is_empty() => "all namespaces",
+                audit::ReadKind::Collection => "namespace",
+                audit::ReadKind::WriteResponse => "write",
+            };
+            rows.push([
+                r.received.to_string(),
+                user,
+                r.verb.clone(),
+                access.to_string(),
+                r.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                r.source_ips.join(","),
+                r.user_agent.clone(),
+            ]);
+        }
+        let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        for row in &rows {
+            let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            out.push_str(line.join("   ").trim_end());
+            out.push('\n');
+        }
+    }
+    use std::io::Write;
+    std::io::stdout().write_all(out.as_bytes()).context("cannot write to stdout")?;
+    eprintln!(
+        "{} request(s) could have read {namespace}/{secret}; {} audit events in {} file(s) scanned{}",
+        reads.records.len(),
+        reads.events_scanned,
+        files.len(),
+        if reads.unparsable_lines > 0 { format!(", {} unparsable line(s) skipped", reads.unparsable_lines) } else { String::new() },
+    );
     Ok(())
 }
 

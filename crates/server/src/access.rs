@@ -290,9 +290,8 @@ fn decision_status(d: &authz::Decision) -> Value {
     if !d.reason.is_empty() {
         m.insert("reason".into(), json!(d.reason));
     }
-    if !d.evaluation_error.is_empty() {
-        m.insert("evaluationError".into(), json!(d.evaluation_error));
-    }
+    // Kubernetes' RBAC authorizer reports unresolvable role references in `reason` and returns
+    // no evaluation error, so neither does this.
     Value::Object(m)
 }
 

@@ -268,8 +268,9 @@ pub fn forbidden(user: &UserInfo, attrs: &Attrs, reason: &str) -> ApiError {
     let Some(path) = &attrs.path else {
         let res = if attrs.group.is_empty() { attrs.resource.clone() } else { format!("{}.{}", attrs.resource, attrs.group) };
         let subject = match &attrs.name {
-            Some(n) if attrs.verb != "list" && attrs.verb != "watch" => format!("{res} \"{n}\" is forbidden"),
-            _ => format!("{res} is forbidden"),
+            // As kube-apiserver: a list or watch narrowed by `metadata.name` names the object too.
+            Some(n) => format!("{res} \"{n}\" is forbidden"),
+            None => format!("{res} is forbidden"),
         };
         let sub = attrs.subresource.as_ref().map(|s| format!("/{s}")).unwrap_or_default();
         let scope = match &attrs.namespace {
@@ -426,5 +427,74 @@ pub fn admit_rbac_write(
             confirm_can_bind(server, user, resource, name, namespace, kind, role)
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+    use crate::request::{Target, parse_target};
+
+    fn attrs(method: Method, path_and_query: &str) -> Attrs {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let query = Query::parse(Some(query));
+        match parse_target(&method, path, &query).expect("a valid path") {
+            Target::Resource(info) => Attrs::for_request(&info, &query),
+            Target::NonResource(p) => Attrs::non_resource("get", &p),
+        }
+    }
+
+    fn alice() -> UserInfo {
+        UserInfo { name: "alice".into(), groups: vec!["system:authenticated".into()], ..Default::default() }
+    }
+
+    #[test]
+    fn a_list_narrowed_to_one_name_is_authorized_as_that_name() {
+        let a = attrs(Method::GET, "/api/v1/namespaces/app/secrets?fieldSelector=metadata.name%3Ddb&watch=true");
+        assert_eq!((a.verb.as_str(), a.name.as_deref()), ("watch", Some("db")));
+        let a = attrs(Method::GET, "/api/v1/namespaces/app/secrets?fieldSelector=type%3DOpaque");
+        assert_eq!((a.verb.as_str(), a.name), ("list", None));
+    }
+
+    #[test]
+    fn getting_a_namespace_is_a_request_in_that_namespace() {
+        let a = attrs(Method::GET, "/api/v1/namespaces/app");
+        assert_eq!(a.namespace.as_deref(), Some("app"));
+        assert_eq!(a.name.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn forbidden_messages_are_kubernetes() {
+        let cases = [
+            (
+                attrs(Method::GET, "/api/v1/namespaces/app/secrets/db"),
+                r#"secrets "db" is forbidden: User "alice" cannot get resource "secrets" in API group "" in the namespace "app""#,
+            ),
+            (
+                attrs(Method::GET, "/api/v1/secrets"),
+                r#"secrets is forbidden: User "alice" cannot list resource "secrets" in API group "" at the cluster scope"#,
+            ),
+            (
+                attrs(Method::POST, "/api/v1/namespaces/app/serviceaccounts/sa/token"),
+                r#"serviceaccounts "sa" is forbidden: User "alice" cannot create resource "serviceaccounts/token" in API group "" in the namespace "app""#,
+            ),
+            (
+                attrs(Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+                r#"clusterroles.rbac.authorization.k8s.io is forbidden: User "alice" cannot create resource "clusterroles" in API group "rbac.authorization.k8s.io" at the cluster scope"#,
+            ),
+            (attrs(Method::GET, "/metrics"), r#"forbidden: User "alice" cannot get path "/metrics""#),
+        ];
+        for (a, want) in cases {
+            assert_eq!(forbidden(&alice(), &a, "").to_status()["message"], want);
+        }
+        let a = attrs(Method::GET, "/api/v1/namespaces/app/secrets/db");
+        assert!(
+            forbidden(&alice(), &a, "RBAC: role.rbac.authorization.k8s.io \"gone\" not found").to_status()["message"]
+                .as_str()
+                .unwrap()
+                .ends_with(r#"in the namespace "app": RBAC: role.rbac.authorization.k8s.io "gone" not found"#)
+        );
     }
 }

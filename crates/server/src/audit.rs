@@ -1312,7 +1312,7 @@ impl AuditLog {
         AuditLog::open_with_max_bytes(config, mb.saturating_mul(1024 * 1024))
     }
 
-    fn open_with_max_bytes(config: AuditLogConfig, max_bytes: u64) -> Result<AuditLog, AuditError> {
+    pub(crate) fn open_with_max_bytes(config: AuditLogConfig, max_bytes: u64) -> Result<AuditLog, AuditError> {
         let path = config.path;
         if path.as_os_str() == "-" {
             return Ok(AuditLog { sink: Mutex::new(Sink::Stdout) });

@@ -255,3 +255,65 @@ fn request_attributes<'a>(user: &'a UserInfo, attrs: &'a Attrs) -> audit::Reques
     };
     audit::RequestAttributes { user: &user.name, groups: &user.groups, verb: &attrs.verb, target }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(auditor: &Auditor, verb: &str, resource: &str) -> Record {
+        let req = Request::builder().uri("/api/v1/namespaces/app/secrets/db").body(()).expect("request");
+        let mut r = Record::new(&req, "127.0.0.1:1".parse().expect("addr"));
+        r.user = Some(UserInfo { name: "alice".into(), groups: vec!["system:authenticated".into()], ..Default::default() });
+        r.attrs = Some(Attrs {
+            verb: verb.into(),
+            namespace: Some("app".into()),
+            resource: resource.into(),
+            version: "v1".into(),
+            name: Some("db".into()),
+            ..Default::default()
+        });
+        auditor.evaluate(&mut r);
+        r
+    }
+
+    fn ok() -> Resp {
+        codec::value_response(StatusCode::OK, &serde_json::json!({"kind": "Secret"}))
+    }
+
+    /// An auditor whose log can take one event and then fails (its directory is gone when it
+    /// must rotate).
+    fn failing_auditor(fail_open: bool) -> (Auditor, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = AuditLog::open_with_max_bytes(
+            audit::AuditLogConfig { path: dir.path().join("audit.log"), max_size_mb: 0, max_backups: 0, max_age_days: 0 },
+            1,
+        )
+        .expect("open");
+        (Auditor { policy: Policy::strongroom_default(), log: Some(log), fail_open }, dir)
+    }
+
+    #[tokio::test]
+    async fn secret_data_is_withheld_when_its_record_cannot_be_written() {
+        let metrics = crate::metrics::Metrics::default();
+        let (auditor, dir) = failing_auditor(false);
+        let first = auditor.finish(record(&auditor, "get", "secrets"), ok(), &metrics).await;
+        assert_eq!(first.status(), StatusCode::OK, "the first record is written");
+        std::fs::remove_dir_all(dir.path()).expect("remove the log directory");
+        let denied = auditor.finish(record(&auditor, "get", "secrets"), ok(), &metrics).await;
+        assert_eq!(denied.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // A delete hands out no values: its response goes out even without a record.
+        let deleted = auditor.finish(record(&auditor, "delete", "secrets"), ok(), &metrics).await;
+        assert_eq!(deleted.status(), StatusCode::OK);
+        assert!(metrics.render((0, 0), 0).contains("apiserver_audit_error_total 2\n"));
+    }
+
+    #[tokio::test]
+    async fn fail_open_serves_secret_data_without_a_record() {
+        let metrics = crate::metrics::Metrics::default();
+        let (auditor, dir) = failing_auditor(true);
+        auditor.finish(record(&auditor, "get", "secrets"), ok(), &metrics).await;
+        std::fs::remove_dir_all(dir.path()).expect("remove the log directory");
+        let served = auditor.finish(record(&auditor, "get", "secrets"), ok(), &metrics).await;
+        assert_eq!(served.status(), StatusCode::OK);
+    }
+}

@@ -118,7 +118,7 @@ impl Snapshot {
                         name: o.name.clone(),
                         namespace: o.namespace.clone(),
                         role_ref: role_ref.clone(),
-                        subjects: subjects.clone().into(),
+                        subjects: subjects.clone(),
                     }),
                     Access::Rules { .. } => None,
                 }
@@ -129,7 +129,7 @@ impl Snapshot {
 
 fn rules_of(access: Option<Arc<Access>>) -> Option<Arc<[PolicyRule]>> {
     match access.as_deref()? {
-        Access::Rules { rules, .. } => Some(rules.clone().into()),
+        Access::Rules { rules, .. } => Some(rules.clone()),
         Access::Binding { .. } => None,
     }
 }

@@ -174,14 +174,14 @@ async fn aggregate_cluster_roles(server: &ApiServer) {
         .filter_map(|(key, c)| {
             let o = c.body.as_ref().ok()?;
             let Access::Rules { rules, .. } = o.access.as_deref()? else { return None };
-            Some((o, rules.as_slice(), c.revision, key))
+            Some((o, &rules[..], c.revision, key))
         })
         .collect();
     for &(obj, rules, revision, key) in &roles {
         let Some(Access::Rules { aggregation: Some(selectors), .. }) = obj.access.as_deref() else { continue };
         let others = roles.iter().map(|(o, r, _, _)| (o.name.as_str(), &o.labels, *r));
         let aggregated = rbac::aggregate(&obj.name, selectors, others);
-        if aggregated == rules {
+        if aggregated[..] == *rules {
             continue;
         }
         let mut value = stored_value(obj);

@@ -23,9 +23,9 @@ use crate::registry::{Cell, Registry};
 pub enum Access {
     /// A Role's or ClusterRole's rules. `aggregation` is a ClusterRole's
     /// `aggregationRule.clusterRoleSelectors` (`Some` whenever the rule is set, even if empty).
-    Rules { rules: Vec<PolicyRule>, aggregation: Option<Vec<LabelSelector>> },
+    Rules { rules: Arc<[PolicyRule]>, aggregation: Option<Vec<LabelSelector>> },
     /// A RoleBinding's or ClusterRoleBinding's role and subjects (defaults applied).
-    Binding { role_ref: RoleRef, subjects: Vec<Subject> },
+    Binding { role_ref: RoleRef, subjects: Arc<[Subject]> },
 }
 
 pub struct ServedObject {

@@ -244,7 +244,7 @@ impl Strategy for RoleStrategy {
 
     fn access(&self, obj: &Value) -> Option<Access> {
         let role: Role = typed(obj);
-        Some(Access::Rules { rules: role.rules.unwrap_or_default(), aggregation: None })
+        Some(Access::Rules { rules: role.rules.unwrap_or_default().into(), aggregation: None })
     }
 }
 
@@ -303,7 +303,7 @@ impl Strategy for ClusterRoleStrategy {
     fn access(&self, obj: &Value) -> Option<Access> {
         let role: ClusterRole = typed(obj);
         let aggregation = role.aggregation_rule.map(|a| a.cluster_role_selectors.unwrap_or_default());
-        Some(Access::Rules { rules: role.rules.unwrap_or_default(), aggregation })
+        Some(Access::Rules { rules: role.rules.unwrap_or_default().into(), aggregation })
     }
 }
 
@@ -362,7 +362,7 @@ impl Strategy for RoleBindingStrategy {
 
     fn access(&self, obj: &Value) -> Option<Access> {
         let binding: RoleBinding = typed(obj);
-        Some(Access::Binding { role_ref: binding.role_ref, subjects: binding.subjects.unwrap_or_default() })
+        Some(Access::Binding { role_ref: binding.role_ref, subjects: binding.subjects.unwrap_or_default().into() })
     }
 }
 
@@ -423,7 +423,7 @@ impl Strategy for ClusterRoleBindingStrategy {
 
     fn access(&self, obj: &Value) -> Option<Access> {
         let binding: ClusterRoleBinding = typed(obj);
-        Some(Access::Binding { role_ref: binding.role_ref, subjects: binding.subjects.unwrap_or_default() })
+        Some(Access::Binding { role_ref: binding.role_ref, subjects: binding.subjects.unwrap_or_default().into() })
     }
 }
 
@@ -571,7 +571,7 @@ mod tests {
             panic!("a ClusterRole grants rules")
         };
         assert_eq!(
-            rules,
+            *rules,
             [PolicyRule {
                 verbs: vec!["get".into()],
                 non_resource_urls: Some(vec!["/healthz".into()]),

@@ -130,7 +130,8 @@ pub async fn token_request(
         })?),
     };
     let expiration = crate::tokens::token_request_expiration(requested)
-        .map_err(|errs| ApiError::invalid("TokenRequest", AUTHENTICATION_GROUP, name, &errs))?;
+        // kube-apiserver names no object in this error (`TokenRequest… "" is invalid`).
+        .map_err(|errs| ApiError::invalid("TokenRequest", AUTHENTICATION_GROUP, "", &errs))?;
     let sa_key = ObjectKey::namespaced("serviceaccounts", ns, name).map_err(|_| ApiError::not_found_path())?;
     let sa = server
         .store

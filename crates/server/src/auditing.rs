@@ -174,9 +174,13 @@ impl Auditor {
                 let secret = record.returns_secret_data() && code < 400;
                 tracing::error!(error = %e, audit_id = %record.audit_id, "cannot write an audit event");
                 if secret && !self.fail_open {
-                    return codec::error_response(&ApiError::unavailable(
+                    let mut e = ApiError::unavailable(
                         "the audit record of this request could not be written, so its secret data is withheld",
-                    ));
+                    );
+                    // An unwritable audit log is an operator's problem, not a blip worth
+                    // client-go's ten retries.
+                    e.retry_after = None;
+                    return codec::error_response(&e);
                 }
                 resp
             }

@@ -233,9 +233,11 @@ pub fn confirm_can_bind(
         return Ok(());
     }
     let (resource, role_ns) = if role_kind == "Role" { ("roles", namespace) } else { ("clusterroles", None) };
+    // `bind` is asked in the binding's namespace, whatever the role's kind, so a namespace admin
+    // can be allowed to bind a ClusterRole in their namespace only (kube's BindingAuthorized).
     let bind = Attrs {
         verb: "bind".into(),
-        namespace: role_ns.map(str::to_string),
+        namespace: namespace.map(str::to_string),
         group: "rbac.authorization.k8s.io".into(),
         resource: resource.into(),
         name: Some(role_name.to_string()),

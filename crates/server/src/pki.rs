@@ -188,7 +188,15 @@ impl ServerPki {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         validity(&mut params, lifetime);
         let cert = params.signed_by(&key, &self.issuer()?).map_err(gen_err("client certificate"))?;
-        Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
+        let pem = if groups.len() > 1 {
+            // rcgen keeps one value per attribute type, but Kubernetes reads every O as a group.
+            let ca_key = KeyPair::from_pem(&self.ca_key_pem)
+                .map_err(|_| PkiError::Invalid { path: CA_KEY.into(), what: "CA key" })?;
+            to_pem(&with_subject(cert.der(), &subject_der(user, groups), &ca_key)?)
+        } else {
+            cert.pem()
+        };
+        Ok((pem, Zeroizing::new(key.serialize_pem())))
     }
 
     /// A kubeconfig for `server` that authenticates with a client certificate.
@@ -258,9 +266,123 @@ pub fn user_kubeconfig(
     Ok(pki.kubeconfig(&server, user, &cert, &key))
 }
 
+/// `O=<group>…, CN=<user>` with one attribute per group, in that order (as `dn` orders them).
+fn subject_der(user: &str, groups: &[&str]) -> Vec<u8> {
+    const ORGANIZATION: &[u64] = &[2, 5, 4, 10];
+    const COMMON_NAME: &[u64] = &[2, 5, 4, 3];
+    let attrs: Vec<(&[u64], &str)> =
+        groups.iter().map(|g| (ORGANIZATION, *g)).chain(std::iter::once((COMMON_NAME, user))).collect();
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            for (oid, value) in &attrs {
+                w.next().write_set(|w| {
+                    w.next().write_sequence(|w| {
+                        w.next().write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                        w.next().write_utf8_string(value);
+                    })
+                });
+            }
+        })
+    })
+}
+
+/// The length of a DER header (tag and length octets) at the start of `der`.
+fn der_header_len(der: &[u8]) -> Option<usize> {
+    let first = *der.get(1)?;
+    Some(if first < 0x80 { 2 } else { 2 + usize::from(first & 0x7f) })
+}
+
+/// Re-issues `cert_der` with `subject` in place of its subject, signed again by `ca_key`
+/// (ECDSA P-256, the only kind of CA key strongroom makes). Everything else — serial, validity,
+/// key, extensions — stays as rcgen encoded it.
+fn with_subject(cert_der: &[u8], subject: &[u8], ca_key: &KeyPair) -> Result<Vec<u8>, PkiError> {
+    let invalid = || PkiError::Invalid { path: CA_KEY.into(), what: "CA key for multi-group certificates" };
+    if ca_key.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
+        return Err(invalid());
+    }
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|_| PkiError::Usage("cannot re-encode the client certificate".into()))?;
+    let tbs: &[u8] = cert.tbs_certificate.as_ref();
+    let old_subject = cert.tbs_certificate.subject.as_raw();
+    let start = (old_subject.as_ptr() as usize).wrapping_sub(tbs.as_ptr() as usize);
+    let header = der_header_len(tbs).filter(|h| *h <= start && start + old_subject.len() <= tbs.len());
+    let Some(header) = header else {
+        return Err(PkiError::Usage("cannot re-encode the client certificate".into()));
+    };
+    let new_tbs = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&tbs[header..start]);
+            w.next().write_der(subject);
+            w.next().write_der(&tbs[start + old_subject.len()..]);
+        })
+    });
+    let rng = ring::rand::SystemRandom::new();
+    let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &ca_key.serialize_der(),
+        &rng,
+    )
+    .map_err(|_| invalid())?;
+    let signature = signer.sign(&rng, &new_tbs).map_err(|_| invalid())?;
+    let signature = signature.as_ref();
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&new_tbs);
+            w.next().write_sequence(|w| {
+                // ecdsa-with-SHA256
+                w.next().write_oid(&yasna::models::ObjectIdentifier::from_slice(&[1, 2, 840, 10045, 4, 3, 2]));
+            });
+            w.next().write_bitvec_bytes(signature, signature.len() * 8);
+        })
+    }))
+}
+
+fn to_pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 fn hostname() -> Option<String> {
     let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim().to_ascii_lowercase();
     let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     valid.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::{CertificateDer, UnixTime};
+
+    use super::*;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        rustls_pemfile::certs(&mut pem.as_bytes()).next().expect("a certificate").expect("PEM")
+    }
+
+    #[test]
+    fn client_certificates_carry_every_group_and_verify_against_the_ca() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = ServerPki::load_or_create(dir.path(), &[]).expect("pki");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der(&pki.ca_cert_pem)).expect("CA");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .expect("verifier");
+        for groups in [&[][..], &["devs"][..], &["devs", "qa", "system:masters"][..]] {
+            let (cert, _) = pki.issue_client("alice", groups, Duration::from_secs(3600)).expect("issue");
+            let cert = der(&cert);
+            verifier.verify_client_cert(&cert, &[], UnixTime::now()).expect("chains to the CA with clientAuth");
+            let user = crate::authn::user_from_certificate(&cert).expect("a user");
+            let mut want: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            want.push("system:authenticated".into());
+            assert_eq!((user.name.as_str(), user.groups), ("alice", want));
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `strongroom` binary in a temp dir, driven by the real `kubectl`
 //! and by kube-rs. One integration-test binary for the crate (linking stays fast).
 
+mod access;
+mod canary;
 mod corruption;
 mod durability;
 mod encryption;
@@ -9,6 +11,7 @@ mod kubectl;
 mod leaks;
 mod protocol;
 mod rbac_objects;
+mod token_attacks;
 mod workflows;
 
 use strongroom_testkit::Server;

@@ -892,6 +892,51 @@ fn token_review_validates_tokens() {
     assert_eq!(by_sa["status"]["authenticated"], true, "{by_sa}");
 }
 
+/// ClusterRole aggregation: a role with an `aggregationRule` gets the rules of every ClusterRole
+/// its selector matches, as they come and go; the bootstrap `edit` role holds `view`'s rules.
+#[test]
+fn cluster_roles_aggregate_by_label() {
+    let s = server();
+    app_with_secrets(&s);
+    let manifest = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: secret-auditor
+aggregationRule:
+  clusterRoleSelectors:
+  - matchLabels:
+      example.com/aggregate-to-secret-auditor: "true"
+rules: []
+"#;
+    s.kubectl_stdin(&["apply", "-f", "-"], manifest).ok();
+    s.kubectl(&["create", "clusterrolebinding", "bob-auditor", "--clusterrole=secret-auditor", "--user=bob"]).ok();
+    let bob = s.user_kubeconfig("bob", &[]);
+    let cannot = s.kubectl_as(&bob, &["auth", "can-i", "list", "secrets", "-n", "app"]);
+    cannot.fails();
+    assert_eq!(cannot.stdout(), "no\n");
+
+    s.kubectl(&["create", "clusterrole", "list-secrets", "--verb=list", "--resource=secrets"]).ok();
+    s.kubectl(&["label", "clusterrole", "list-secrets", "example.com/aggregate-to-secret-auditor=true"]).ok();
+    let rules = || s.kubectl(&["get", "clusterrole", "secret-auditor", "-o", "jsonpath={.rules}"]).ok();
+    eventually("the aggregated rules", Duration::from_secs(10), || rules().contains("list").then_some(()));
+    s.kubectl_as(&bob, &["get", "secrets", "-n", "app", "-o", "name"]).stdout_is("secret/db\nsecret/other\n");
+
+    s.kubectl(&["delete", "clusterrole", "list-secrets"]).ok();
+    eventually("the rules to go", Duration::from_secs(10), || (!rules().contains("list")).then_some(()));
+    let cannot = s.kubectl_as(&bob, &["auth", "can-i", "list", "secrets", "-n", "app"]);
+    cannot.fails();
+    assert_eq!(cannot.stdout(), "no\n");
+
+    // `edit` aggregates `view` (and `system:aggregate-to-edit`): reading service accounts comes
+    // from view, reading secrets from edit.
+    s.kubectl(&["create", "rolebinding", "carol-edit", "--clusterrole=edit", "--user=carol", "-n", "app"]).ok();
+    let carol = s.user_kubeconfig("carol", &[]);
+    s.kubectl_as(&carol, &["get", "serviceaccounts", "-n", "app", "-o", "name"]).ok();
+    s.kubectl_as(&carol, &["get", "secret", "db", "-n", "app", "-o", "name"]).stdout_is("secret/db\n");
+    s.kubectl_as(&carol, &["get", "secret", "db", "-n", "other"]).fails();
+}
+
 // ------------------------------------------------------------------------------------------------
 // Helpers
 

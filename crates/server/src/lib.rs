@@ -512,6 +512,15 @@ async fn route(
     server.metrics.authentication(requester.is_ok());
     let requester = requester?;
     record.user = Some(requester.clone());
+    let target = request::parse_target(&parts.method, path, &query)?;
+    let attrs = match &target {
+        Target::NonResource(p) => authz::Attrs::non_resource(non_resource_verb(&parts.method), p),
+        Target::Resource(info) => authz::Attrs::for_request(info, &query),
+    };
+    record.attrs = Some(attrs.clone());
+    // As kube-apiserver: the audit policy judges the authenticated requester, before
+    // impersonation, so a refused impersonation attempt is on record too.
+    server.audit.evaluate(record);
     let user = match authz::impersonate(server, &requester, &parts.headers)? {
         Some(as_user) => {
             record.impersonated = Some(as_user.clone());
@@ -519,13 +528,6 @@ async fn route(
         }
         None => requester,
     };
-    let target = request::parse_target(&parts.method, path, &query)?;
-    let attrs = match &target {
-        Target::NonResource(p) => authz::Attrs::non_resource(non_resource_verb(&parts.method), p),
-        Target::Resource(info) => authz::Attrs::for_request(info, &query),
-    };
-    record.attrs = Some(attrs.clone());
-    server.audit.evaluate(record);
     let decision = authz::authorize(server, &user, &attrs);
     record.decision = Some(decision.clone());
     if !decision.allowed {

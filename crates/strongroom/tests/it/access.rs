@@ -637,6 +637,15 @@ fn impersonation_needs_the_impersonate_verb() {
     // Impersonating bob, alice may do what bob may, not what she may.
     s.kubectl(&["create", "rolebinding", "bob-edit", "--clusterrole=edit", "--user=bob", "-n", "app"]).ok();
     s.kubectl_as(&alice, &["--as=bob", "get", "secret", "db", "-n", "app", "-o", "name"]).stdout_is("secret/db\n");
+    // The audit record names both: alice, acting as bob.
+    let audit = std::fs::read_to_string(s.data_dir().join("audit.log")).unwrap();
+    let read: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["verb"] == "get" && e["objectRef"]["name"] == "db" && e["responseStatus"]["code"] == 200)
+        .collect();
+    assert_eq!(read.len(), 1, "{audit}");
+    assert_eq!((&read[0]["user"]["username"], &read[0]["impersonatedUser"]["username"]), (&json!("alice"), &json!("bob")));
     let refused = forbidden("alice", "get", "secrets", Some("db"), Some("app"));
     s.kubectl_as(&alice, &["get", "secret", "db", "-n", "app"]).stderr_is(&refused);
 

@@ -60,28 +60,32 @@ fn created(v: Value) -> Resp {
     codec::value_response(StatusCode::CREATED, &v)
 }
 
-/// Decodes a review body, checking `kind` and `apiVersion` when present (as the decoder does).
-fn decode(headers: &HeaderMap, body: &Bytes, group: &str, kind: &str) -> Result<Value, ApiError> {
+/// Decodes a review body through its typed model `T` (k8s-openapi's), as kube-apiserver's
+/// decoder does: fields of the wrong type are refused (400) and unknown fields dropped, so what
+/// is answered and audited is only ever the kind's own fields. Nothing from the body is quoted
+/// in an error: a misplaced token or value must not come back in a message.
+fn decode<T: serde::de::DeserializeOwned + serde::Serialize>(
+    headers: &HeaderMap,
+    body: &Bytes,
+    group: &str,
+    kind: &str,
+) -> Result<Value, ApiError> {
     let obj = codec::decode_object(headers, body)?;
     if !obj.is_object() {
         return Err(ApiError::bad_request(format!("the body of the request must be a {kind} object")));
     }
     let api_version = format!("{group}/v1");
-    if let Some(k) = obj.get("kind").and_then(Value::as_str)
-        && !k.is_empty()
-        && k != kind
-    {
-        return Err(ApiError::bad_request(format!("the kind in the data ({k}) does not match the expected kind ({kind})")));
+    if obj.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty() && k != kind) {
+        return Err(ApiError::bad_request(format!("the kind in the data does not match the expected kind ({kind})")));
     }
-    if let Some(v) = obj.get("apiVersion").and_then(Value::as_str)
-        && !v.is_empty()
-        && v != api_version
-    {
+    if obj.get("apiVersion").and_then(Value::as_str).is_some_and(|v| !v.is_empty() && v != api_version) {
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            "the API version in the data does not match the expected API version ({api_version})"
         )));
     }
-    Ok(obj)
+    let (typed, _unknown): (T, Vec<String>) = strongroom_api::json::decode_strict(obj)
+        .map_err(|e| crate::registry::secret::cannot_handle(kind, "v1", e))?;
+    serde_json::to_value(&typed).map_err(|_| ApiError::internal(format!("cannot encode the {kind}")))
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -119,7 +123,12 @@ pub async fn token_request(
     let (Some(ns), Some(name)) = (info.namespace.as_deref(), info.name.as_deref()) else {
         return Err(ApiError::not_found_path());
     };
-    let req = decode(headers, &body, AUTHENTICATION_GROUP, "TokenRequest")?;
+    let req = decode::<k8s_openapi::api::authentication::v1::TokenRequest>(
+        headers,
+        &body,
+        AUTHENTICATION_GROUP,
+        "TokenRequest",
+    )?;
     let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
     let audiences =
         crate::tokens::token_request_audiences(&strings(spec.get("audiences")), &server.identity.authenticator.audiences);
@@ -223,8 +232,18 @@ pub async fn review(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Resp, ApiError> {
+    use k8s_openapi::api::{authentication::v1 as authn_v1, authorization::v1 as authz_v1};
     let kind = kind_of(&info.resource);
-    let mut obj = decode(headers, &body, &info.group, kind)?;
+    let group = info.group.as_str();
+    let mut obj = match info.resource.as_str() {
+        "tokenreviews" => decode::<authn_v1::TokenReview>(headers, &body, group, kind)?,
+        "selfsubjectreviews" => decode::<authn_v1::SelfSubjectReview>(headers, &body, group, kind)?,
+        "selfsubjectaccessreviews" => decode::<authz_v1::SelfSubjectAccessReview>(headers, &body, group, kind)?,
+        "selfsubjectrulesreviews" => decode::<authz_v1::SelfSubjectRulesReview>(headers, &body, group, kind)?,
+        "subjectaccessreviews" => decode::<authz_v1::SubjectAccessReview>(headers, &body, group, kind)?,
+        "localsubjectaccessreviews" => decode::<authz_v1::LocalSubjectAccessReview>(headers, &body, group, kind)?,
+        _ => return Err(ApiError::not_found_path()),
+    };
     let spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
     let status = match info.resource.as_str() {
         "selfsubjectreviews" => json!({"userInfo": user_info_json(user)}),

@@ -78,6 +78,15 @@ impl Record {
         self.request_object = Some(value);
     }
 
+    /// Whether this request's bodies are Secrets, token requests or token reviews.
+    fn carries_credentials(&self) -> bool {
+        self.attrs.as_ref().is_some_and(|a| {
+            (a.group.is_empty() && a.resource == "secrets")
+                || (a.resource == "serviceaccounts" && a.subresource.as_deref() == Some("token"))
+                || a.resource == "tokenreviews"
+        })
+    }
+
     /// Whether the response to this request hands out secret values or tokens.
     fn returns_secret_data(&self) -> bool {
         self.attrs.as_ref().is_some_and(|a| {
@@ -163,6 +172,13 @@ impl Auditor {
         };
         let code = resp.status().as_u16();
         event.response_status = Some(audit::ResponseStatus::code(code));
+        // A refused body of a Secret or token kind may hold a value anywhere (a wrong type, a
+        // misplaced field) where redaction does not look: it is not recorded at all.
+        if let Some(body) = record.request_object.take()
+            && !(code >= 400 && record.carries_credentials())
+        {
+            event.set_request_object(body);
+        }
         if let Some(v) = response_object {
             event.set_response_object(v);
         }
@@ -224,9 +240,6 @@ impl Auditor {
             if !d.reason.is_empty() {
                 event.annotations.insert(audit::ANNOTATION_REASON.to_string(), d.reason.clone());
             }
-        }
-        if let Some(body) = record.request_object.take() {
-            event.set_request_object(body);
         }
         event
     }

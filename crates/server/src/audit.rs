@@ -1062,16 +1062,14 @@ fn redact_object(hint: Sensitive, map: &mut Map<String, Value>) {
     match kind.as_deref() {
         Some("Secret") => redact_secret(map),
         Some("SecretList") => redact_list(Sensitive::Secret, map),
-        Some("TokenRequest") => redact_token(map, "status"),
-        Some("TokenReview") => redact_token(map, "spec"),
+        Some("TokenRequest" | "TokenReview") => redact_token(map),
         Some("List" | "PartialObjectMetadataList") => redact_list(hint, map),
         Some("Table") => redact_table(hint, map),
         // Neither carries values; kept whole so failures and delete options stay readable.
         Some("Status" | "DeleteOptions") if hint != Sensitive::Other => {}
         _ => match hint {
             Sensitive::Secret => redact_secret(map),
-            Sensitive::TokenRequest => redact_token(map, "status"),
-            Sensitive::TokenReview => redact_token(map, "spec"),
+            Sensitive::TokenRequest | Sensitive::TokenReview => redact_token(map),
             Sensitive::Other => map.values_mut().for_each(|v| redact_value(Sensitive::Other, v)),
         },
     }
@@ -1120,15 +1118,29 @@ fn redact_metadata(v: &mut Value) {
 }
 
 /// TokenRequest (`status.token`) and TokenReview (`spec.token`).
-fn redact_token(map: &mut Map<String, Value>, holder: &str) {
-    match map.get_mut(holder) {
-        Some(Value::Object(h)) => {
-            if let Some(t) = h.get_mut("token") {
-                *t = marker();
-            }
+/// TokenRequests and TokenReviews are recorded by allow-list: the token (`status.token`,
+/// `spec.token`) becomes the marker, and so does anything that is not one of the kind's own
+/// non-secret fields (a misplaced or unknown field may carry a token too).
+fn redact_token(map: &mut Map<String, Value>) {
+    const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
+    const SPEC: &[&str] = &["audiences", "expirationSeconds", "boundObjectRef"];
+    const STATUS: &[&str] = &["expirationTimestamp", "authenticated", "user", "audiences", "error"];
+    allow_only(map, TOP);
+    for (part, allowed) in [("spec", SPEC), ("status", STATUS)] {
+        match map.get_mut(part) {
+            Some(Value::Object(h)) => allow_only(h, allowed),
+            Some(Value::Null) | None => {}
+            Some(other) => *other = marker(),
         }
-        Some(Value::Null) | None => {}
-        Some(other) => *other = marker(),
+    }
+}
+
+/// Replaces the value of every key not in `allowed` with the marker.
+fn allow_only(map: &mut Map<String, Value>, allowed: &[&str]) {
+    for (k, v) in map.iter_mut() {
+        if !allowed.contains(&k.as_str()) {
+            *v = marker();
+        }
     }
 }
 

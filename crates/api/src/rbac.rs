@@ -813,7 +813,10 @@ pub fn bootstrap_cluster_roles() -> Vec<Value> {
         cluster_role(
             "system:monitoring",
             None,
-            vec![url_rule(&["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/readyz", "/readyz/*"], &["get"])],
+            vec![url_rule(
+                &["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/readyz", "/readyz/*"],
+                &["get"],
+            )],
         ),
         cluster_role(
             "system:service-account-issuer-discovery",

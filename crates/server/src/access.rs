@@ -83,8 +83,8 @@ fn decode<T: serde::de::DeserializeOwned + serde::Serialize>(
             "the API version in the data does not match the expected API version ({api_version})"
         )));
     }
-    let (typed, _unknown): (T, Vec<String>) = strongroom_api::json::decode_strict(obj)
-        .map_err(|e| crate::registry::secret::cannot_handle(kind, "v1", e))?;
+    let (typed, _unknown): (T, Vec<String>) =
+        strongroom_api::json::decode_strict(obj).map_err(|e| crate::registry::secret::cannot_handle(kind, "v1", e))?;
     serde_json::to_value(&typed).map_err(|_| ApiError::internal(format!("cannot encode the {kind}")))
 }
 
@@ -130,12 +130,16 @@ pub async fn token_request(
         "TokenRequest",
     )?;
     let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let audiences =
-        crate::tokens::token_request_audiences(&strings(spec.get("audiences")), &server.identity.authenticator.audiences);
+    let audiences = crate::tokens::token_request_audiences(
+        &strings(spec.get("audiences")),
+        &server.identity.authenticator.audiences,
+    );
     let requested = match spec.get("expirationSeconds") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_i64().ok_or_else(|| {
-            ApiError::bad_request("the body of the request could not be decoded: spec.expirationSeconds must be an integer")
+            ApiError::bad_request(
+                "the body of the request could not be decoded: spec.expirationSeconds must be an integer",
+            )
         })?),
     };
     let expiration = crate::tokens::token_request_expiration(requested)
@@ -287,7 +291,12 @@ pub async fn review(
 fn token_review(server: &ApiServer, spec: &Value) -> Result<Value, ApiError> {
     let token = str_at(spec, "token");
     if token.is_empty() {
-        return Err(ApiError::invalid("TokenReview", AUTHENTICATION_GROUP, "", &[FieldError::required("spec.token", "")]));
+        return Err(ApiError::invalid(
+            "TokenReview",
+            AUTHENTICATION_GROUP,
+            "",
+            &[FieldError::required("spec.token", "")],
+        ));
     }
     let requested = strings(spec.get("audiences"));
     let audiences = if requested.is_empty() { server.identity.authenticator.audiences.clone() } else { requested };
@@ -379,11 +388,7 @@ fn attributes(spec: &Value, kind: &str, namespace: Option<&str>) -> Result<Attrs
             {
                 return Err(invalid(
                     kind,
-                    vec![FieldError::invalid(
-                        "spec.resourceAttributes.namespace",
-                        ns,
-                        "must match metadata.namespace",
-                    )],
+                    vec![FieldError::invalid("spec.resourceAttributes.namespace", ns, "must match metadata.namespace")],
                 ));
             }
             let opt = |k: &str| Some(str_at(r, k)).filter(|s| !s.is_empty()).map(str::to_string);

@@ -13,12 +13,12 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+use crate::AuditConfig;
 use crate::audit::{self, AuditLog, Level, Policy, RuleEvaluation, Stage};
 use crate::authn::UserInfo;
 use crate::authz::{Attrs, Decision};
 use crate::codec::{self, Resp};
 use crate::status::ApiError;
-use crate::AuditConfig;
 
 /// Everything known about one request, for its audit event.
 pub struct Record {
@@ -147,7 +147,8 @@ impl Auditor {
             return resp;
         }
         let is_watch = record.attrs.as_ref().is_some_and(|a| a.verb == "watch");
-        let stage = if is_watch && resp.status().is_success() { Stage::ResponseStarted } else { Stage::ResponseComplete };
+        let stage =
+            if is_watch && resp.status().is_success() { Stage::ResponseStarted } else { Stage::ResponseComplete };
         if !record.eval.records(stage) {
             return resp;
         }
@@ -280,7 +281,8 @@ mod tests {
     fn record(auditor: &Auditor, verb: &str, resource: &str) -> Record {
         let req = Request::builder().uri("/api/v1/namespaces/app/secrets/db").body(()).expect("request");
         let mut r = Record::new(&req, "127.0.0.1:1".parse().expect("addr"));
-        r.user = Some(UserInfo { name: "alice".into(), groups: vec!["system:authenticated".into()], ..Default::default() });
+        r.user =
+            Some(UserInfo { name: "alice".into(), groups: vec!["system:authenticated".into()], ..Default::default() });
         r.attrs = Some(Attrs {
             verb: verb.into(),
             namespace: Some("app".into()),
@@ -302,7 +304,12 @@ mod tests {
     fn failing_auditor(fail_open: bool) -> (Auditor, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = AuditLog::open_with_max_bytes(
-            audit::AuditLogConfig { path: dir.path().join("audit.log"), max_size_mb: 0, max_backups: 0, max_age_days: 0 },
+            audit::AuditLogConfig {
+                path: dir.path().join("audit.log"),
+                max_size_mb: 0,
+                max_backups: 0,
+                max_age_days: 0,
+            },
             1,
         )
         .expect("open");

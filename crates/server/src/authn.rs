@@ -190,7 +190,11 @@ fn check_bound_objects(store: &Store<ServedObject>, claims: &ServiceAccountClaim
     if let Some(secret) = &claims.secret
         && !exists("secrets", &secret.name, &secret.uid)
     {
-        return Err(TokenRejected::BoundObjectGone { kind: "secret", namespace: ns.clone(), name: secret.name.clone() });
+        return Err(TokenRejected::BoundObjectGone {
+            kind: "secret",
+            namespace: ns.clone(),
+            name: secret.name.clone(),
+        });
     }
     // strongroom serves no pods or nodes: a token bound to one cannot be checked, so it is refused.
     if let Some(pod) = &claims.pod {

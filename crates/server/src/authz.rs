@@ -268,7 +268,8 @@ pub fn confirm_can_bind(
 pub fn forbidden(user: &UserInfo, attrs: &Attrs, reason: &str) -> ApiError {
     let tail = if reason.is_empty() { String::new() } else { format!(": {reason}") };
     let Some(path) = &attrs.path else {
-        let res = if attrs.group.is_empty() { attrs.resource.clone() } else { format!("{}.{}", attrs.resource, attrs.group) };
+        let res =
+            if attrs.group.is_empty() { attrs.resource.clone() } else { format!("{}.{}", attrs.resource, attrs.group) };
         let subject = match &attrs.name {
             // As kube-apiserver: a list or watch narrowed by `metadata.name` names the object too.
             Some(n) => format!("{res} \"{n}\" is forbidden"),
@@ -296,12 +297,18 @@ const IMPERSONATE_EXTRA_PREFIX: &str = "impersonate-extra-";
 /// Applies `Impersonate-*` headers: every requested attribute needs the `impersonate` verb on
 /// it (users, groups, serviceaccounts, uids, userextras), checked for the requester. Returns
 /// the identity the request then runs as, or `None` without impersonation headers.
-pub fn impersonate(server: &ApiServer, requester: &UserInfo, headers: &HeaderMap) -> Result<Option<UserInfo>, ApiError> {
+pub fn impersonate(
+    server: &ApiServer,
+    requester: &UserInfo,
+    headers: &HeaderMap,
+) -> Result<Option<UserInfo>, ApiError> {
     let values = |name: &str| -> Result<Vec<String>, ApiError> {
         headers
             .get_all(name)
             .iter()
-            .map(|v| v.to_str().map(str::to_string).map_err(|_| ApiError::bad_request(format!("invalid {name} header"))))
+            .map(|v| {
+                v.to_str().map(str::to_string).map_err(|_| ApiError::bad_request(format!("invalid {name} header")))
+            })
             .collect()
     };
     let users = values(IMPERSONATE_USER)?;
@@ -334,7 +341,11 @@ pub fn impersonate(server: &ApiServer, requester: &UserInfo, headers: &HeaderMap
     let imp = |resource: &str, namespace: Option<&str>, name: &str, sub: Option<&str>| Attrs {
         verb: "impersonate".into(),
         namespace: namespace.map(str::to_string),
-        group: if resource == "userextras" || resource == "uids" { "authentication.k8s.io".into() } else { String::new() },
+        group: if resource == "userextras" || resource == "uids" {
+            "authentication.k8s.io".into()
+        } else {
+            String::new()
+        },
         resource: resource.into(),
         subresource: sub.map(str::to_string),
         name: Some(name.to_string()),

@@ -14,8 +14,8 @@ pub mod authn;
 pub mod authz;
 pub mod codec;
 pub mod controllers;
-pub mod metrics;
 pub mod discovery;
+pub mod metrics;
 pub mod object;
 pub mod openapi;
 pub mod pki;
@@ -320,9 +320,10 @@ fn load_identity(dir: &std::path::Path, cfg: &IdentityConfig, server_url: &str) 
     let issuer = cfg.issuer.clone().unwrap_or_else(|| server_url.to_string());
     let audiences = if cfg.audiences.is_empty() { vec![issuer.clone()] } else { cfg.audiences.clone() };
     let static_tokens = match &cfg.token_auth_file {
-        Some(path) => Some(tokens::StaticTokens::load(path).map_err(|e| {
-            StartError::Identity(format!("cannot load the token file {}: {e}", path.display()))
-        })?),
+        Some(path) => Some(
+            tokens::StaticTokens::load(path)
+                .map_err(|e| StartError::Identity(format!("cannot load the token file {}: {e}", path.display())))?,
+        ),
         None => None,
     };
     let verifier = tokens::Verifier::new(issuer.clone(), vec![signing_key.verifying_key().clone()])
@@ -549,18 +550,20 @@ async fn route(
             match p.as_str() {
                 OIDC_CONFIGURATION => Ok(codec::value_response(
                     StatusCode::OK,
-                    &tokens::openid_configuration(&server.identity.issuer, &format!("{}{OIDC_JWKS}", server.identity.issuer)),
+                    &tokens::openid_configuration(
+                        &server.identity.issuer,
+                        &format!("{}{OIDC_JWKS}", server.identity.issuer),
+                    ),
                 )),
                 OIDC_JWKS => {
                     let mut r = codec::value_response(StatusCode::OK, &server.identity.authenticator.verifier.jwks());
-                    r.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/jwk-set+json"),
-                    );
+                    r.headers_mut()
+                        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/jwk-set+json"));
                     Ok(r)
                 }
                 "/metrics" => {
-                    let inflight = |sem: &tokio::sync::Semaphore, max: usize| max.saturating_sub(sem.available_permits());
+                    let inflight =
+                        |sem: &tokio::sync::Semaphore, max: usize| max.saturating_sub(sem.available_permits());
                     let text = server.metrics.render(
                         (
                             inflight(&server.readonly_inflight, server.limits.readonly_inflight),
@@ -617,8 +620,7 @@ async fn route(
             if !scope_ok || info.subresource.is_some() {
                 return Err(ApiError::not_found_path());
             }
-            let ctx =
-                rest::Ctx { server, info: &info, strategy, query: &query, headers: &parts.headers, user: &user };
+            let ctx = rest::Ctx { server, info: &info, strategy, query: &query, headers: &parts.headers, user: &user };
             match (info.verb, info.name.as_deref()) {
                 ("get", Some(name)) => rest::get(&ctx, name).await,
                 ("list", None) => rest::list(&ctx).await,

@@ -72,8 +72,13 @@ impl Metrics {
         out.push_str("# HELP apiserver_longrunning_requests Gauge of all active long-running apiserver requests.\n# TYPE apiserver_longrunning_requests gauge\n");
         let _ = writeln!(out, "apiserver_longrunning_requests{{verb=\"WATCH\"}} {watches}");
         out.push_str("# HELP authentication_attempts Counter of authenticated attempts.\n# TYPE authentication_attempts counter\n");
-        let _ = writeln!(out, "authentication_attempts{{result=\"error\"}} {}", self.authn_failure.load(Ordering::Relaxed));
-        let _ = writeln!(out, "authentication_attempts{{result=\"success\"}} {}", self.authn_success.load(Ordering::Relaxed));
+        let _ =
+            writeln!(out, "authentication_attempts{{result=\"error\"}} {}", self.authn_failure.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "authentication_attempts{{result=\"success\"}} {}",
+            self.authn_success.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP apiserver_audit_event_total Counter of audit events generated and sent to the audit backend.\n# TYPE apiserver_audit_event_total counter\n");
         let _ = writeln!(out, "apiserver_audit_event_total {}", self.audit_events.load(Ordering::Relaxed));
         out.push_str("# HELP apiserver_audit_error_total Counter of audit events that failed to be audited properly.\n# TYPE apiserver_audit_error_total counter\n");

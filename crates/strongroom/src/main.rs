@@ -259,7 +259,8 @@ fn audit_reads(
     json: bool,
 ) -> anyhow::Result<()> {
     use strongroom_server::audit;
-    let files = audit::list_log_files(log).with_context(|| format!("cannot list the audit logs at {}", log.display()))?;
+    let files =
+        audit::list_log_files(log).with_context(|| format!("cannot list the audit logs at {}", log.display()))?;
     if files.is_empty() {
         bail!("no audit log at {}", log.display());
     }
@@ -308,7 +309,11 @@ fn audit_reads(
         reads.records.len(),
         reads.events_scanned,
         files.len(),
-        if reads.unparsable_lines > 0 { format!(", {} unparsable line(s) skipped", reads.unparsable_lines) } else { String::new() },
+        if reads.unparsable_lines > 0 {
+            format!(", {} unparsable line(s) skipped", reads.unparsable_lines)
+        } else {
+            String::new()
+        },
     );
     Ok(())
 }

@@ -645,7 +645,10 @@ fn impersonation_needs_the_impersonate_verb() {
         .filter(|e| e["verb"] == "get" && e["objectRef"]["name"] == "db" && e["responseStatus"]["code"] == 200)
         .collect();
     assert_eq!(read.len(), 1, "{audit}");
-    assert_eq!((&read[0]["user"]["username"], &read[0]["impersonatedUser"]["username"]), (&json!("alice"), &json!("bob")));
+    assert_eq!(
+        (&read[0]["user"]["username"], &read[0]["impersonatedUser"]["username"]),
+        (&json!("alice"), &json!("bob"))
+    );
     let refused = forbidden("alice", "get", "secrets", Some("db"), Some("app"));
     s.kubectl_as(&alice, &["get", "secret", "db", "-n", "app"]).stderr_is(&refused);
 

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -103,7 +104,7 @@ fn user_json(u: &UserInfo) -> audit::UserInfo {
 /// The audit policy and sink of a running server.
 pub struct Auditor {
     policy: Policy,
-    log: Option<AuditLog>,
+    log: Option<Arc<AuditLog>>,
     fail_open: bool,
 }
 
@@ -126,7 +127,7 @@ impl Auditor {
             max_age_days: 0,
         })
         .map_err(|e| format!("cannot open the audit log {}: {e}", path.display()))?;
-        Ok(Auditor { policy, log: Some(log), fail_open: cfg.fail_open })
+        Ok(Auditor { policy, log: Some(Arc::new(log)), fail_open: cfg.fail_open })
     }
 
     /// Decides the level of a request once its user and attributes are known.
@@ -186,6 +187,12 @@ impl Auditor {
         let written = log.write(&event);
         metrics.audit_event(written.is_ok());
         match written {
+            Ok(()) if stage == Stage::ResponseStarted && record.eval.records(Stage::ResponseComplete) => {
+                // The watch's ResponseComplete is written when its stream ends.
+                let (parts, body) = resp.into_parts();
+                let body = CompleteOnEnd { inner: body, event: Some(event), log: log.clone() };
+                http::Response::from_parts(parts, BodyExt::boxed(body))
+            }
             Ok(()) => resp,
             Err(e) => {
                 let secret = record.returns_secret_data() && code < 400;
@@ -243,6 +250,46 @@ impl Auditor {
             }
         }
         event
+    }
+}
+
+/// A watch's body that writes the watch's `ResponseComplete` event when it ends (the client
+/// left, the timeout passed or the server is draining): dropping the body is the one place
+/// every ending passes through.
+struct CompleteOnEnd {
+    inner: codec::Body,
+    event: Option<audit::Event>,
+    log: Arc<AuditLog>,
+}
+
+impl hyper::body::Body for CompleteOnEnd {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for CompleteOnEnd {
+    fn drop(&mut self) {
+        if let Some(started) = self.event.take() {
+            let event = started.at_stage(Stage::ResponseComplete, jiff::Timestamp::now());
+            if let Err(e) = self.log.write(&event) {
+                tracing::error!(error = %e, audit_id = %event.audit_id, "cannot write an audit event");
+            }
+        }
     }
 }
 
@@ -313,7 +360,7 @@ mod tests {
             1,
         )
         .expect("open");
-        (Auditor { policy: Policy::strongroom_default(), log: Some(log), fail_open }, dir)
+        (Auditor { policy: Policy::strongroom_default(), log: Some(Arc::new(log)), fail_open }, dir)
     }
 
     #[tokio::test]
@@ -329,6 +376,32 @@ mod tests {
         let deleted = auditor.finish(record(&auditor, "delete", "secrets"), ok(), &metrics).await;
         assert_eq!(deleted.status(), StatusCode::OK);
         assert!(metrics.render((0, 0), 0).contains("apiserver_audit_error_total 2\n"));
+    }
+
+    #[tokio::test]
+    async fn a_watch_is_recorded_when_it_starts_and_when_it_ends() {
+        let metrics = crate::metrics::Metrics::default();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(audit::AuditLogConfig {
+            path: path.clone(),
+            max_size_mb: 0,
+            max_backups: 0,
+            max_age_days: 0,
+        })
+        .expect("open");
+        let auditor = Auditor { policy: Policy::strongroom_default(), log: Some(Arc::new(log)), fail_open: false };
+        let stages = || -> Vec<String> {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["stage"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let resp = auditor.finish(record(&auditor, "watch", "secrets"), ok(), &metrics).await;
+        assert_eq!(stages(), ["ResponseStarted"]);
+        drop(resp);
+        assert_eq!(stages(), ["ResponseStarted", "ResponseComplete"]);
     }
 
     #[tokio::test]

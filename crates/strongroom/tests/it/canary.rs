@@ -109,13 +109,17 @@ impl Sweep {
 
     /// `bytes` (from `site`) must hold no form of any canary.
     fn check(&mut self, site: &str, bytes: &[u8]) {
+        // Every needle is ASCII, so searching the lossy text finds exactly the byte matches; and
+        // `str::find` (the standard library's optimized searcher) keeps a multi-megabyte trace
+        // log quick to sweep in a debug build.
+        let text = String::from_utf8_lossy(bytes);
         let mut found = Vec::new();
         for (label, form, needle) in &self.needles {
-            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle.as_slice()) {
-                let from = at.saturating_sub(150);
-                let to = (at + needle.len() + 150).min(bytes.len());
-                let excerpt = String::from_utf8_lossy(&bytes[from..to])
-                    .replace(String::from_utf8_lossy(needle).as_ref(), &format!("<<{label} as {form}>>"));
+            let needle = std::str::from_utf8(needle).expect("needles are ASCII");
+            if let Some(at) = text.find(needle) {
+                let from = text.floor_char_boundary(at.saturating_sub(150));
+                let to = text.ceil_char_boundary((at + needle.len() + 150).min(text.len()));
+                let excerpt = text[from..to].replace(needle, &format!("<<{label} as {form}>>"));
                 found.push(format!("LEAK in {site}: {label} as {form}: …{}…", self.mask(&excerpt)));
             }
         }
@@ -240,7 +244,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
     let admin = s.kubeconfig();
     let admin = admin.as_path();
 
-    // ---- Values in: secrets through kubectl, as users write them -------------------------
+    // ---- Values in: secrets through kubectl, as users write them --------------------------------
     let literal = sw.canary("a --from-literal value");
     let run = s.kubectl(&["create", "secret", "generic", "lit", &format!("--from-literal=pw={literal}")]);
     sw.kubectl("create secret generic --from-literal", &run, Some(true), false);
@@ -273,7 +277,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
     // The config's own base64 (holding the password twice encoded, in `auth`) as it is on the wire.
     sw.watch_for("the docker config's wire value", wire.trim());
 
-    // ---- Tokens in ----------------------------------------------------------------------
+    // ---- Tokens in ------------------------------------------------------------------------------
     s.kubectl(&["create", "serviceaccount", "app"]).ok();
     let mut tokens = Vec::new();
     for (label, args) in [
@@ -299,7 +303,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
     let bound_kc = s.token_kubeconfig("bound", &bound_token);
     let mallory = s.user_kubeconfig("mallory", &[]);
 
-    // ---- Reads by the admin: values allowed in the answer, never in stderr ---------------
+    // ---- Reads by the admin: values allowed in the answer, never in stderr ----------------------
     for args in [
         &["get", "secret", "lit", "-o", "json"][..],
         &["get", "secret", "applied", "-o", "yaml"],
@@ -352,7 +356,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
         sw.value_free(case, &a, 200);
     }
 
-    // ---- Writes, and every way they can fail -------------------------------------------
+    // ---- Writes, and every way they can fail ----------------------------------------------------
     let patched = sw.canary("a patched value");
     for (case, args) in [
         (
@@ -568,7 +572,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
     .await;
     sw.error("raw server-side apply conflict", &a, &[409]);
 
-    // ---- Forbidden -----------------------------------------------------------------------
+    // ---- Forbidden ------------------------------------------------------------------------------
     let forbidden = sw.canary("a value sent without permission");
     let b_forbidden = b64(&forbidden);
     for (who, kc) in
@@ -655,7 +659,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
         sw.kubectl(&format!("kubectl {}", args.join(" ")), &run, None, false);
     }
 
-    // ---- 401: bad and malformed credentials ------------------------------------------------
+    // ---- 401: bad and malformed credentials -----------------------------------------------------
     let bearer_canary = sw.canary("a garbage bearer token");
     let jwt_shaped = format!("{bearer_canary}.{bearer_canary}.{bearer_canary}");
     let basic = format!("Basic {}", b64(format!("admin:{bearer_canary}")));
@@ -692,7 +696,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
         sw.kubectl(&format!("kubectl with a garbage token: {}", args[..2].join(" ")), &run, Some(false), false);
     }
 
-    // ---- TokenReview, SelfSubjectReview, access reviews -----------------------------------
+    // ---- TokenReview, SelfSubjectReview, access reviews -----------------------------------------
     let review_canary = sw.canary("a garbage token in a TokenReview");
     let review = |token: Value, audiences: Option<Value>| {
         let mut spec = json!({"token": token});
@@ -767,7 +771,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
     .await;
     sw.value_free("SelfSubjectRulesReview with the static token", &a, 201);
 
-    // ---- TokenRequest errors ---------------------------------------------------------------
+    // ---- TokenRequest errors --------------------------------------------------------------------
     for (case, args) in [
         ("create token --duration=5m", &["create", "token", "default", "--duration=5m"][..]),
         ("create token for a missing account", &["create", "token", "nobody"]),
@@ -784,7 +788,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
         sw.kubectl(case, &run, Some(false), false);
     }
 
-    // ---- Deletes, and the tokens they revoke --------------------------------------------
+    // ---- Deletes, and the tokens they revoke ----------------------------------------------------
     let a = raw(
         "DELETE",
         lit(),
@@ -810,7 +814,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
         sw.problems.push(format!("a token of a deleted ServiceAccount still authenticates: {}", sw.mask(&a.body)));
     }
 
-    // ---- The audit query ------------------------------------------------------------------
+    // ---- The audit query ------------------------------------------------------------------------
     let audit_log = s.data_dir().join("audit.log");
     let out = Command::new(&bin)
         .args(["audit", "reads", "--log"])
@@ -824,7 +828,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
     sw.check("strongroom audit reads: stdout", &out.stdout);
     sw.check("strongroom audit reads: stderr", &out.stderr);
 
-    // ---- /metrics ---------------------------------------------------------------------------
+    // ---- /metrics -------------------------------------------------------------------------------
     let metrics = https(&s, Some(admin), "GET", "/metrics", &[], b"").await;
     match metrics.status {
         200 => sw.value_free("GET /metrics", &metrics, 200),

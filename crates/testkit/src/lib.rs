@@ -16,6 +16,8 @@ pub struct Server {
     home: tempfile::TempDir,
     port: u16,
     extra_args: Vec<String>,
+    /// `STRONGROOM_LOG` for the server.
+    log_filter: String,
     child: Option<Child>,
     log: PathBuf,
     starts: usize,
@@ -32,6 +34,11 @@ impl Server {
     }
 
     pub fn start_with(bin: impl Into<PathBuf>, extra_args: &[&str]) -> Server {
+        Self::start_with_log(bin, extra_args, "info,strongroom_server=debug")
+    }
+
+    /// Starts with `STRONGROOM_LOG=log_filter` (e.g. `trace` for the most verbose log).
+    pub fn start_with_log(bin: impl Into<PathBuf>, extra_args: &[&str], log_filter: &str) -> Server {
         let dir = tempfile::Builder::new().prefix("strongroom-it-").tempdir().expect("temp dir");
         let home = tempfile::Builder::new().prefix("strongroom-home-").tempdir().expect("temp dir");
         let log = dir.path().join("server.log");
@@ -39,6 +46,7 @@ impl Server {
             bin: bin.into(),
             port: free_port(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log_filter: log_filter.to_string(),
             child: None,
             log,
             dir,
@@ -79,7 +87,7 @@ impl Server {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra_args)
-            .env("STRONGROOM_LOG", "info,strongroom_server=debug")
+            .env("STRONGROOM_LOG", &self.log_filter)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()

@@ -15,8 +15,6 @@
 //! the TokenRequest that hands out a token) legitimately carry the values: those are not
 //! searched. The sweep collects every finding before failing, so one run names every leak.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine;
@@ -187,25 +185,6 @@ impl Sweep {
     }
 }
 
-/// A copy of the binary's entry that runs it with `STRONGROOM_LOG=trace`: the testkit sets
-/// `STRONGROOM_LOG` itself (`info,strongroom_server=debug`), and the variable the child sees
-/// last wins, so a wrapper that sets it and `exec`s the real binary gives the most verbose log.
-fn trace_wrapper(dir: &Path) -> PathBuf {
-    let path = dir.join("strongroom-at-trace");
-    let script = format!("#!/bin/sh\nSTRONGROOM_LOG=trace exec '{}' \"$@\"\n", env!("CARGO_BIN_EXE_strongroom"));
-    std::fs::write(&path, script).expect("write the wrapper");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod the wrapper");
-    // A just-written executable can be briefly busy (ETXTBSY) if another test thread forked
-    // while it was open; run it once until the kernel lets it execute.
-    for _ in 0..100 {
-        if Command::new(&path).arg("--version").output().is_ok_and(|o| o.status.success()) {
-            return path;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("cannot run the wrapper {}", path.display());
-}
-
 fn manifest(name: &str, body: &str) -> String {
     format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n{body}")
 }
@@ -231,15 +210,15 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
     let policy = files.path().join("audit-policy.yaml");
     std::fs::write(&policy, "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n")
         .expect("write");
-    let bin = trace_wrapper(files.path());
-    let s = Server::start_with(
-        &bin,
+    let s = Server::start_with_log(
+        env!("CARGO_BIN_EXE_strongroom"),
         &[
             "--token-auth-file",
             token_file.to_str().expect("UTF-8"),
             "--audit-policy-file",
             policy.to_str().expect("UTF-8"),
         ],
+        "trace",
     );
     let admin = s.kubeconfig();
     let admin = admin.as_path();
@@ -816,7 +795,7 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
 
     // ---- The audit query ------------------------------------------------------------------------
     let audit_log = s.data_dir().join("audit.log");
-    let out = Command::new(&bin)
+    let out = Command::new(env!("CARGO_BIN_EXE_strongroom"))
         .args(["audit", "reads", "--log"])
         .arg(&audit_log)
         .args(["--namespace", "default", "--secret", "lit"])

@@ -701,7 +701,22 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
     let manager = ctx.field_manager()?;
     let dry_run = ctx.query.dry_run()?;
     for _ in 0..MAX_UPDATE_ATTEMPTS {
-        let cur = ctx.get_cached(name)?;
+        let cur = match ctx.get_cached(name) {
+            Ok(cur) => cur,
+            // Kinds that allow it (RBAC's) are created by a PUT of a missing object, if the
+            // user may also create them (kube-apiserver's update handler checks `create`).
+            Err(_) if ctx.strategy.allow_create_on_update() && !precondition => {
+                let mut attrs = crate::authz::Attrs::for_request(ctx.info, ctx.query);
+                attrs.verb = "create".into();
+                attrs.name = Some(name.to_string());
+                let decision = crate::authz::authorize(ctx.server, ctx.user, &attrs);
+                if !decision.allowed {
+                    return Err(crate::authz::forbidden(ctx.user, &attrs, &decision.reason));
+                }
+                return create_object(ctx, obj, None, warnings).await;
+            }
+            Err(e) => return Err(e),
+        };
         let (new, changed) = prepare_update(ctx, name, obj.clone(), &cur, &manager, true)?;
         if let Some(resp) = write_update(ctx, name, &cur, new, changed, dry_run, precondition, &warnings).await? {
             return Ok(resp);

@@ -141,6 +141,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// The schema that drives strategic merge patches and managedFields.
     fn strategic_schema(&self) -> &StrategicSchema;
 
+    /// Whether a PUT of a missing object creates it (kube-apiserver's `AllowCreateOnUpdate`:
+    /// true for RBAC kinds).
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+
     /// How server-side apply reads and rewrites `last-applied-configuration` for this kind.
     fn last_applied(&self) -> LastApplied<'_> {
         LastApplied::Plain

@@ -242,6 +242,10 @@ impl Strategy for RoleStrategy {
         &self.schema
     }
 
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+
     fn access(&self, obj: &Value) -> Option<Access> {
         let role: Role = typed(obj);
         Some(Access::Rules { rules: role.rules.unwrap_or_default().into(), aggregation: None })
@@ -298,6 +302,10 @@ impl Strategy for ClusterRoleStrategy {
 
     fn strategic_schema(&self) -> &StrategicSchema {
         &self.schema
+    }
+
+    fn allow_create_on_update(&self) -> bool {
+        true
     }
 
     fn access(&self, obj: &Value) -> Option<Access> {
@@ -360,6 +368,10 @@ impl Strategy for RoleBindingStrategy {
         &self.schema
     }
 
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+
     fn access(&self, obj: &Value) -> Option<Access> {
         let binding: RoleBinding = typed(obj);
         Some(Access::Binding { role_ref: binding.role_ref, subjects: binding.subjects.unwrap_or_default().into() })
@@ -419,6 +431,10 @@ impl Strategy for ClusterRoleBindingStrategy {
 
     fn strategic_schema(&self) -> &StrategicSchema {
         &self.schema
+    }
+
+    fn allow_create_on_update(&self) -> bool {
+        true
     }
 
     fn access(&self, obj: &Value) -> Option<Access> {

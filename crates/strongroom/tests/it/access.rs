@@ -949,6 +949,34 @@ rules: []
     s.kubectl_as(&carol, &["get", "secret", "db", "-n", "other"]).fails();
 }
 
+/// A PUT of a missing RBAC object creates it (`kubectl replace`), as kube-apiserver's RBAC
+/// storage allows — but only for a user who may also `create` it.
+#[test]
+fn replace_creates_missing_rbac_objects_only_with_create() {
+    let s = server();
+    let role = |name: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {name}\n  namespace: default\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get]\n"
+        )
+    };
+    s.kubectl_stdin(&["replace", "-f", "-"], &role("r1")).stdout_is("role.rbac.authorization.k8s.io/r1 replaced\n");
+    s.kubectl(&["get", "role", "r1", "-o", "name"]).stdout_is("role.rbac.authorization.k8s.io/r1\n");
+
+    let dave = s.user_kubeconfig("dave", &[]);
+    admin(
+        &s,
+        &[
+            &["create", "role", "update-roles", "--verb=update,get", "--resource=roles.rbac.authorization.k8s.io"],
+            &["create", "rolebinding", "dave", "--role=update-roles", "--user=dave"],
+        ],
+    );
+    let file = temp_file("r2.yaml", role("r2").as_bytes());
+    s.kubectl_as(&dave, &["replace", "-f", file.1.to_str().unwrap()]).stderr_is(&format!(
+        "Error from server (Forbidden): error when replacing \"{}\": roles.rbac.authorization.k8s.io \"r2\" is forbidden: User \"dave\" cannot create resource \"roles\" in API group \"rbac.authorization.k8s.io\" in the namespace \"default\"\n",
+        file.1.display()
+    ));
+}
+
 // ------------------------------------------------------------------------------------------------
 // Helpers
 

@@ -383,10 +383,26 @@ pub fn impersonate(
     Ok(Some(UserInfo { name, uid: uids.into_iter().next().unwrap_or_default(), groups: all_groups, extra }))
 }
 
+/// Whether an update changes nothing but bookkeeping (resourceVersion, managedFields, owner
+/// references, finalizers): only then does kube-apiserver's RBAC storage skip its escalation
+/// checks. Labels matter (they feed ClusterRole aggregation), and so do subjects.
+fn only_bookkeeping_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in ["resourceVersion", "managedFields", "ownerReferences", "finalizers"] {
+                m.remove(k);
+            }
+        }
+        v
+    };
+    strip(old) == strip(new)
+}
+
 /// What stops privilege escalation through the RBAC API, applied to every create, update and
 /// patch of a Role, ClusterRole, RoleBinding or ClusterRoleBinding after validation
 /// (kube-apiserver's policy-based RBAC storage). `old` is the current object on update: a write
-/// that leaves rules (or roleRef) as they were needs no check.
+/// that changes only bookkeeping needs no check.
 pub fn admit_rbac_write(
     server: &ApiServer,
     user: &UserInfo,
@@ -401,10 +417,7 @@ pub fn admit_rbac_write(
     let namespace = new.pointer("/metadata/namespace").and_then(Value::as_str).filter(|s| !s.is_empty());
     match resource {
         "roles" | "clusterroles" => {
-            let unchanged = old.is_some_and(|o| {
-                o.get("rules") == new.get("rules") && o.get("aggregationRule") == new.get("aggregationRule")
-            });
-            if unchanged {
+            if old.is_some_and(|o| only_bookkeeping_changed(o, new)) {
                 return Ok(());
             }
             let rules: Vec<PolicyRule> =
@@ -432,7 +445,7 @@ pub fn admit_rbac_write(
             Ok(())
         }
         "rolebindings" | "clusterrolebindings" => {
-            if old.is_some_and(|o| o.get("roleRef") == new.get("roleRef")) {
+            if old.is_some_and(|o| only_bookkeeping_changed(o, new)) {
                 return Ok(());
             }
             let kind = new.pointer("/roleRef/kind").and_then(Value::as_str).unwrap_or("");

@@ -706,13 +706,7 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
             // Kinds that allow it (RBAC's) are created by a PUT of a missing object, if the
             // user may also create them (kube-apiserver's update handler checks `create`).
             Err(_) if ctx.strategy.allow_create_on_update() && !precondition => {
-                let mut attrs = crate::authz::Attrs::for_request(ctx.info, ctx.query);
-                attrs.verb = "create".into();
-                attrs.name = Some(name.to_string());
-                let decision = crate::authz::authorize(ctx.server, ctx.user, &attrs);
-                if !decision.allowed {
-                    return Err(crate::authz::forbidden(ctx.user, &attrs, &decision.reason));
-                }
+                authorize_create(ctx, name)?;
                 return create_object(ctx, obj, None, warnings).await;
             }
             Err(e) => return Err(e),
@@ -723,6 +717,16 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiE
         }
     }
     Err(ApiError::modified(ctx.strategy.info().qualified(), name))
+}
+
+/// A PUT or apply that finds nothing creates: the user must also be allowed to `create`
+/// (kube-apiserver's update and patch handlers check it).
+fn authorize_create(ctx: &Ctx<'_>, name: &str) -> Result<(), ApiError> {
+    let mut attrs = crate::authz::Attrs::for_request(ctx.info, ctx.query);
+    attrs.verb = "create".into();
+    attrs.name = Some(name.to_string());
+    let decision = crate::authz::authorize(ctx.server, ctx.user, &attrs);
+    if decision.allowed { Ok(()) } else { Err(crate::authz::forbidden(ctx.user, &attrs, &decision.reason)) }
 }
 
 /// The end of every update and patch (`guaranteed_update`'s write step): nothing changed → the
@@ -828,6 +832,8 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
                 // The applied object goes through the kind's normalization (stringData folding,
                 // defaults, strict decoding) like any other create.
                 let created = admit_body(ctx, created, &mut warnings)?;
+                // An apply that creates needs `create`, as kube-apiserver checks.
+                authorize_create(ctx, name)?;
                 return create_object(ctx, created, mf, warnings).await;
             }
             Err(e) => return Err(e),

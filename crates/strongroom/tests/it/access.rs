@@ -977,6 +977,42 @@ fn replace_creates_missing_rbac_objects_only_with_create() {
     ));
 }
 
+/// Escalation through edits that keep rules and roleRef: adding oneself to a binding's subjects,
+/// labelling a powerful ClusterRole into an aggregation, and an apply that creates without
+/// `create` are all refused.
+#[test]
+fn edits_that_keep_rules_and_role_ref_cannot_escalate() {
+    let s = server();
+    let mallory = s.user_kubeconfig("mallory", &[]);
+    admin(
+        &s,
+        &[
+            &["create", "clusterrolebinding", "ops", "--clusterrole=cluster-admin", "--group=ops"],
+            &[
+                "create",
+                "clusterrole",
+                "rbac-editor",
+                "--verb=get,list,patch,update",
+                "--resource=clusterrolebindings,clusterroles",
+            ],
+            &["create", "role", "patch-secrets", "--verb=get,patch", "--resource=secrets"],
+            &["create", "clusterrolebinding", "mallory-rbac", "--clusterrole=rbac-editor", "--user=mallory"],
+            &["create", "rolebinding", "mallory-secrets", "--role=patch-secrets", "--user=mallory"],
+        ],
+    );
+    let add_self = r#"[{"op":"add","path":"/subjects/-","value":{"kind":"User","name":"mallory","apiGroup":"rbac.authorization.k8s.io"}}]"#;
+    let run = s.kubectl_as(&mallory, &["patch", "clusterrolebinding", "ops", "--type=json", "-p", add_self]);
+    assert!(run.fails().contains("is attempting to grant RBAC permissions not currently held"), "{}", run.desc);
+    let label = ["label", "clusterrole", "cluster-admin", "rbac.authorization.k8s.io/aggregate-to-view=true"];
+    let run = s.kubectl_as(&mallory, &label);
+    assert!(run.fails().contains("is attempting to grant RBAC permissions not currently held"), "{}", run.desc);
+    let planted = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: planted\n  namespace: default\n";
+    let (_d, file) = temp_file("planted.yaml", planted.as_bytes());
+    let run = s.kubectl_as(&mallory, &["apply", "--server-side", "-f", file.to_str().unwrap()]);
+    assert!(run.fails().contains(r#"User "mallory" cannot create resource "secrets""#), "{}", run.desc);
+    s.kubectl(&["get", "secret", "planted"]).fails();
+}
+
 // ------------------------------------------------------------------------------------------------
 // Helpers
 

@@ -795,6 +795,9 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
         _ => strongroom_api::json::parse_json(&body)
             .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))?,
     };
+    if kind == PatchType::Json {
+        confine_values(ctx.strategy.info().kind, ctx.strategy.value_fields(), &patch_doc)?;
+    }
     let manager = match (kind, ctx.query.get("fieldManager")) {
         (PatchType::Apply, None | Some("")) => {
             return Err(ApiError::bad_request(
@@ -876,6 +879,45 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Bytes) -> Result<Resp, ApiEr
         }
     }
     Err(ApiError::modified(info.qualified(), name))
+}
+
+/// Refuses a JSON patch that would carry a secret value out of the fields that hold values:
+/// a `move` or `copy` from inside `data`/`stringData` (or from a parent of them, such as the
+/// whole object) to anywhere else. Everything after the patch (name, kind and immutability
+/// checks, validation) may quote the fields it checks in its error; with values confined to
+/// their own fields, no error can carry one. Moving a key within `data` still works.
+fn confine_values(kind: &str, value_fields: &[&str], patch_doc: &Value) -> Result<(), ApiError> {
+    if value_fields.is_empty() {
+        return Ok(());
+    }
+    // A pointer's top-level field and depth, read as json_patch resolves pointers (the first
+    // segment is dropped whatever it is, as in evanphx/json-patch): `None` for the document.
+    let resolve = |p: &str| -> (Option<String>, usize) {
+        let segs: Vec<String> = p.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+        (segs.first().cloned(), segs.len())
+    };
+    let holds_values = |field: &Option<String>| field.as_deref().is_some_and(|f| value_fields.contains(&f));
+    for op in patch_doc.as_array().into_iter().flatten() {
+        if !matches!(op.get("op").and_then(Value::as_str), Some("move" | "copy")) {
+            continue;
+        }
+        let (Some(from), Some(path)) = (op.get("from").and_then(Value::as_str), op.get("path").and_then(Value::as_str))
+        else {
+            continue; // json_patch reports the missing member
+        };
+        let ((from_top, from_depth), (path_top, path_depth)) = (resolve(from), resolve(path));
+        // From the whole document, from `/data` itself, or from inside it ...
+        let from_covers_values = from_top.is_none() || holds_values(&from_top);
+        // ... only from one key of a value field to another.
+        let key_to_key = from_depth >= 2 && holds_values(&path_top) && path_depth >= 2;
+        if from_covers_values && !key_to_key {
+            return Err(ApiError::bad_request(format!(
+                "the JSON patch may not copy or move {from:?} to {path:?}: the values of a {kind} may only be moved or copied between keys of {}",
+                value_fields.join(" and ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks an apply body's identity against the URL and normalizes it like any object.

@@ -152,6 +152,12 @@ pub trait Strategy: Send + Sync + 'static {
         LastApplied::Plain
     }
 
+    /// The top-level fields that hold secret values (`data`, `stringData` for Secrets). A JSON
+    /// patch may move or copy them only within these fields, so no error can quote a value.
+    fn value_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// What the authorizer needs from a stored object (a role's rules, a binding's role and
     /// subjects), extracted once when the cache decodes it, so no request parses JSON to decide.
     fn access(&self, _obj: &Value) -> Option<Access> {

@@ -143,4 +143,8 @@ impl Strategy for SecretStrategy {
     fn last_applied(&self) -> LastApplied<'_> {
         LastApplied::Redacted(&self.digest)
     }
+
+    fn value_fields(&self) -> &'static [&'static str] {
+        &["data", "stringData"]
+    }
 }

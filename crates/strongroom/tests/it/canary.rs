@@ -413,6 +413,25 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
             &[400, 422],
         ),
     ];
+    // A JSON patch can carry a stored value (`copy`/`move` from `/data/pw`) into a field that a
+    // later check quotes in its error: name, apiVersion, kind, uid, type, a label. None may.
+    let carried = [
+        ("/metadata/name", "the name"),
+        ("/apiVersion", "apiVersion"),
+        ("/kind", "kind"),
+        ("/metadata/uid", "the uid"),
+        ("/type", "the immutable type"),
+        ("/metadata/labels/x", "a label"),
+        ("/metadata/annotations/x", "an annotation"),
+    ];
+    let mut patches = patches;
+    for (path, what) in carried {
+        for (op, from) in [("copy", "/data/pw"), ("move", "/data/pw"), ("copy", "x/data/pw")] {
+            let case: &'static str = format!("JSON patch that {op}s {from} into {what}").leak();
+            let body = format!(r#"[{{"op":"{op}","from":"{from}","path":"{path}"}}]"#);
+            patches.push((case, JSON_PATCH, body, &[400, 409, 422]));
+        }
+    }
     for (case, ct, body, want) in patches {
         let a = raw("PATCH", lit(), ct, body.into_bytes()).await;
         sw.error(case, &a, want);

@@ -246,6 +246,38 @@ fn patch_types_label_and_no_op() {
         .stderr_is("Error from server (Conflict): Operation cannot be fulfilled on secrets \"db\": the object has been modified; please apply your changes to the latest version and try again\n");
     s.kubectl(&["patch", "secret", "db", "--type=json", "-p", r#"[{"op":"test","path":"/data/a","value":"eA=="}]"#])
         .stderr_is("The request is invalid: the server rejected our request due to an error in our request\n");
+    // A key can be renamed or duplicated with move and copy inside data ...
+    s.kubectl(&[
+        "patch",
+        "secret",
+        "db",
+        "--type=json",
+        "-p",
+        r#"[{"op":"move","from":"/data/a","path":"/data/renamed"}]"#,
+    ])
+    .stdout_is("secret/db patched\n");
+    s.kubectl(&[
+        "patch",
+        "secret",
+        "db",
+        "--type=json",
+        "-p",
+        r#"[{"op":"copy","from":"/data/renamed","path":"/data/twin"}]"#,
+    ])
+    .stdout_is("secret/db patched\n");
+    assert_eq!(b64d(&s.kubectl(&["get", "secret", "db", "-o", "jsonpath={.data.renamed}"]).ok()), "b");
+    // ... but a value is never carried into a field whose error could quote it.
+    s.kubectl(&["patch", "secret", "db", "--type=json", "-p", r#"[{"op":"copy","from":"/data/renamed","path":"/metadata/name"}]"#])
+        .stderr_is("Error from server (BadRequest): the JSON patch may not copy or move \"/data/renamed\" to \"/metadata/name\": the values of a Secret may only be moved or copied between keys of data and stringData\n");
+    s.kubectl(&[
+        "patch",
+        "secret",
+        "db",
+        "--type=json",
+        "-p",
+        r#"[{"op":"move","from":"/data","path":"/metadata/labels"}]"#,
+    ])
+    .fails();
 }
 
 #[test]

@@ -301,11 +301,8 @@ fn token_review(server: &ApiServer, spec: &Value) -> Result<Value, ApiError> {
     let requested = strings(spec.get("audiences"));
     let audiences = if requested.is_empty() { server.identity.authenticator.audiences.clone() } else { requested };
     match server.identity.authenticator.authenticate_token(&server.store, token, &audiences, now_secs()) {
-        Ok(u) => {
-            // Which of the requested audiences the token is valid for (all the server's own when
-            // none were asked).
-            Ok(json!({"authenticated": true, "user": user_info_json(&u), "audiences": audiences}))
-        }
+        // `audiences`: those asked (the server's own when none were) that the token is valid for.
+        Ok(t) => Ok(json!({"authenticated": true, "user": user_info_json(&t.user), "audiences": t.audiences})),
         Err(e) => {
             tracing::debug!(reason = %e, "TokenReview: token refused");
             Ok(json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}))

@@ -115,6 +115,16 @@ pub enum TokenRejected {
     ServiceAccountGone { namespace: String, name: String },
     #[error("the {kind} {namespace}/{name} the token is bound to does not exist or was recreated")]
     BoundObjectGone { kind: &'static str, namespace: String, name: String },
+    #[error("static tokens are valid only for the server's own audiences")]
+    NotServerAudience,
+}
+
+/// Who a bearer token stands for, and for which of the audiences asked about it is valid.
+#[derive(Debug)]
+pub struct TokenUser {
+    pub user: UserInfo,
+    /// The asked audiences the token is valid for (TokenReview's `status.audiences`).
+    pub audiences: Vec<String>,
 }
 
 impl Authenticator {
@@ -136,29 +146,38 @@ impl Authenticator {
                 tracing::debug!("refused a malformed Authorization header");
                 Err(ApiError::unauthorized())
             }
-            Bearer::Token(token) => self.authenticate_token(store, token, &self.audiences, now).map_err(|e| {
-                tracing::debug!(reason = %e, "refused a bearer token");
-                ApiError::unauthorized()
-            }),
+            Bearer::Token(token) => match self.authenticate_token(store, token, &self.audiences, now) {
+                Ok(t) => Ok(t.user),
+                Err(e) => {
+                    tracing::debug!(reason = %e, "refused a bearer token");
+                    Err(ApiError::unauthorized())
+                }
+            },
         }
     }
 
     /// The user a bearer token stands for, if it is valid for one of `audiences` (TokenReview
-    /// asks with its own audiences).
+    /// asks with its own audiences), with the audiences it is valid for.
     pub fn authenticate_token(
         &self,
         store: &Store<ServedObject>,
         token: &str,
         audiences: &[String],
         now: i64,
-    ) -> Result<UserInfo, TokenRejected> {
+    ) -> Result<TokenUser, TokenRejected> {
         if let Some(user) = self.static_tokens.as_ref().and_then(|t| t.lookup(token)) {
-            // Static tokens are not audience-scoped in Kubernetes either.
+            // A static token carries no audiences: as Kubernetes' audience-agnostic
+            // authenticators, it is valid for the server's own audiences only.
+            let valid_for = intersect(audiences, &self.audiences);
+            if valid_for.is_empty() {
+                return Err(TokenRejected::NotServerAudience);
+            }
             let mut groups = user.groups.clone();
             if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
                 groups.push(AUTHENTICATED_GROUP.into());
             }
-            return Ok(UserInfo { name: user.name.clone(), uid: user.uid.clone(), groups, extra: BTreeMap::new() });
+            let user = UserInfo { name: user.name.clone(), uid: user.uid.clone(), groups, extra: BTreeMap::new() };
+            return Ok(TokenUser { user, audiences: valid_for });
         }
         if token.bytes().filter(|b| *b == b'.').count() != 2 {
             return Err(TokenRejected::Unknown);
@@ -170,8 +189,13 @@ impl Authenticator {
         for (key, value) in claims.extra() {
             user.extra.entry(key.to_string()).or_default().push(value);
         }
-        Ok(user)
+        Ok(TokenUser { user, audiences: intersect(audiences, &claims.audiences) })
     }
+}
+
+/// The members of `asked` that are in `valid`, in `asked`'s order.
+fn intersect(asked: &[String], valid: &[String]) -> Vec<String> {
+    asked.iter().filter(|a| valid.contains(a)).cloned().collect()
 }
 
 /// A ServiceAccount token is valid only while its ServiceAccount, and the object it is bound

@@ -435,6 +435,13 @@ fn static_tokens_from_the_token_auth_file() {
     for wrong in ["tok-abc124", "tok-abc123x", "TOK-ABC123", "bob"] {
         s.kubectl_as(&s.token_kubeconfig("wrong", wrong), &["auth", "whoami"]).stderr_is(UNAUTHORIZED);
     }
+    // A static token holds no audience: TokenReview finds it valid for the server's audiences
+    // only, never for another system's.
+    let for_api = token_review(&s, &s.kubeconfig(), "tok-abc123", &[]);
+    assert_eq!(for_api["status"]["user"]["username"], "bob", "{for_api}");
+    assert_eq!(for_api["status"]["audiences"], json!([s.url()]), "{for_api}");
+    let for_vault = token_review(&s, &s.kubeconfig(), "tok-abc123", &["vault"]);
+    assert!(for_vault["status"]["user"]["username"].is_null(), "{for_vault}");
 }
 
 /// Client certificates: only ones from the server's CA, within their validity, for clientAuth.
@@ -884,6 +891,11 @@ fn token_review_validates_tokens() {
     assert_eq!(for_vault["status"]["audiences"], json!(["vault"]), "{for_vault}");
     let for_api = token_review(&s, &s.kubeconfig(), &vault, &[]);
     assert!(matches!(for_api["status"]["authenticated"], Value::Null | Value::Bool(false)), "{for_api}");
+    // `status.audiences` is the intersection of the asked audiences and the token's.
+    let two = s.kubectl(&["create", "token", "app-sa", "-n", "app", "--audience=vault", "--audience=nomad"]).ok();
+    let asked = token_review(&s, &s.kubeconfig(), &two, &["consul", "nomad"]);
+    assert_eq!(asked["status"]["authenticated"], true, "{asked}");
+    assert_eq!(asked["status"]["audiences"], json!(["nomad"]), "{asked}");
 
     // A ServiceAccount may review tokens only with `system:auth-delegator`.
     let sa = s.token_kubeconfig("app-sa", &token);

@@ -209,6 +209,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
     let digest_key = load_or_create_key(&config.data_dir, "last-applied-digest.key")?;
     let registry = Arc::new(Registry::new(registry::secret::DigestKey::new(digest_key)));
     let decoder = Arc::new(Decoder { registry: registry.clone() });
+    let metrics = metrics::Metrics::new(registry.infos());
     let store = Store::open(config.backend.clone(), config.transformers.clone(), decoder, config.cache.clone()).await?;
     let identity = load_identity(&config.data_dir, &config.identity, &server_url)?;
     let audit = auditing::Auditor::open(&config.data_dir, &config.audit).map_err(StartError::Audit)?;
@@ -228,7 +229,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         documents: std::sync::OnceLock::new(),
         identity,
         audit,
-        metrics: metrics::Metrics::default(),
+        metrics,
         limits: config.limits.clone(),
     });
     bootstrap(&server).await?;

@@ -2,7 +2,9 @@
 //!
 //! Labels are only ever verbs, API groups, resources, subresources, status codes and fixed
 //! words — never object names, users or anything from a request body — so no value can reach a
-//! scrape.
+//! scrape. Labels are taken only from closed sets (the verbs Kubernetes knows, the resources and
+//! subresources this server serves): a request for `/apis/x<random>/…` or with an invented
+//! method counts under empty or `OTHER` labels, so no client can grow the series without bound.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -19,8 +21,26 @@ struct RequestKey {
     code: u16,
 }
 
+/// The verbs counted under their own name; anything else is `OTHER`.
+const VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "head",
+    "options",
+    "post",
+    "put",
+];
+
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// The (group, resource, subresources) served, the only resource labels recorded.
+    served: Vec<(&'static str, &'static str, Vec<&'static str>)>,
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     authn_success: AtomicU64,
     authn_failure: AtomicU64,
@@ -29,10 +49,31 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts a finished request. `resource` is empty for non-resource requests.
+    /// Metrics for a server serving `served` resources.
+    pub fn new<'a>(served: impl IntoIterator<Item = &'a crate::registry::ResourceInfo>) -> Metrics {
+        let served = served
+            .into_iter()
+            .map(|i| (i.group, i.plural, crate::discovery::subresources(i).iter().map(|s| s.name).collect()))
+            .collect();
+        Metrics { served, ..Metrics::default() }
+    }
+
+    /// Counts a finished request. `resource` is empty for non-resource requests; a resource or
+    /// subresource this server does not serve is counted with empty resource labels.
     pub fn request(&self, verb: &str, group: &str, resource: &str, subresource: &str, code: u16) {
+        let verb = verb.to_ascii_lowercase();
+        let verb = if VERBS.contains(&verb.as_str()) { verb.to_ascii_uppercase() } else { "OTHER".to_string() };
+        let served = self.served.iter().find(|(g, r, _)| *g == group && *r == resource);
+        let (group, resource, subresource) = match served {
+            Some((g, r, _)) if subresource.is_empty() => (*g, *r, ""),
+            Some((g, r, subs)) => match subs.iter().find(|s| **s == subresource) {
+                Some(s) => (*g, *r, *s),
+                None => ("", "", ""),
+            },
+            None => ("", "", ""),
+        };
         let key = RequestKey {
-            verb: verb.to_ascii_uppercase(),
+            verb,
             group: group.to_string(),
             resource: resource.to_string(),
             subresource: subresource.to_string(),
@@ -96,9 +137,13 @@ fn escape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn served() -> Metrics {
+        Metrics::new(crate::registry::Registry::new(crate::registry::secret::DigestKey::new([7; 32])).infos())
+    }
+
     #[test]
     fn renders_counters_and_gauges() {
-        let m = Metrics::default();
+        let m = served();
         m.request("get", "", "secrets", "", 200);
         m.request("get", "", "secrets", "", 200);
         m.request("create", "", "serviceaccounts", "token", 201);
@@ -113,6 +158,31 @@ mod tests {
         assert!(text.contains("apiserver_current_inflight_requests{request_kind=\"readOnly\"} 3\n"));
         assert!(text.contains("authentication_attempts{result=\"error\"} 1\n"));
         assert!(text.contains("apiserver_audit_event_total 1\n"));
+    }
+
+    /// Labels come from closed sets: unknown groups, resources, subresources and methods do not
+    /// make new series.
+    #[test]
+    fn labels_are_bounded() {
+        let m = served();
+        for i in 0..100 {
+            m.request("get", &format!("x{i}.example.com"), "widgets", "", 404);
+            m.request("get", "", &format!("secret{i}"), "", 404);
+            m.request("create", "", "secrets", &format!("sub{i}"), 404);
+            m.request(&format!("frob{i}"), "", "secrets", "", 405);
+        }
+        m.request("get", "rbac.authorization.k8s.io", "roles", "", 200);
+        let text = m.render((0, 0), 0);
+        let series: Vec<&str> = text.lines().filter(|l| l.starts_with("apiserver_request_total{")).collect();
+        assert_eq!(
+            series,
+            [
+                "apiserver_request_total{code=\"404\",group=\"\",resource=\"\",subresource=\"\",verb=\"CREATE\"} 100",
+                "apiserver_request_total{code=\"404\",group=\"\",resource=\"\",subresource=\"\",verb=\"GET\"} 200",
+                "apiserver_request_total{code=\"200\",group=\"rbac.authorization.k8s.io\",resource=\"roles\",subresource=\"\",verb=\"GET\"} 1",
+                "apiserver_request_total{code=\"405\",group=\"\",resource=\"secrets\",subresource=\"\",verb=\"OTHER\"} 100",
+            ]
+        );
     }
 
     #[test]

@@ -89,6 +89,55 @@ pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
     Some(UserInfo { name, groups, ..Default::default() })
 }
 
+/// What a connection's client certificate proves, decided once after the handshake.
+#[derive(Debug, Clone)]
+pub enum ClientCertificate {
+    /// Chains to the server's CA and allows clientAuth: this user, until `not_after` (Unix
+    /// seconds; checked on every request, so a long-lived connection does not outlive it).
+    Valid { user: UserInfo, not_after: i64 },
+    /// Presented but refused: another CA, outside its validity, no clientAuth, or no CN.
+    Refused,
+}
+
+impl ClientCertificate {
+    /// The certificate's user at `now` (Unix seconds), if it is valid then.
+    pub fn user_at(&self, now: i64) -> Option<&UserInfo> {
+        match self {
+            ClientCertificate::Valid { user, not_after } if now <= *not_after => Some(user),
+            ClientCertificate::Valid { .. } => {
+                tracing::debug!("refused a client certificate that expired during the connection");
+                None
+            }
+            ClientCertificate::Refused => None,
+        }
+    }
+}
+
+/// The TLS handshake takes any client certificate whose key the client proves it holds, and the
+/// chain is judged here instead, so a refused certificate gets Kubernetes' `401 Unauthorized`
+/// (and a bearer token on the same request is still tried), not a failed handshake.
+pub fn check_client_certificate(
+    verifier: &dyn rustls::server::danger::ClientCertVerifier,
+    chain: &[rustls::pki_types::CertificateDer<'_>],
+    now: rustls::pki_types::UnixTime,
+) -> Option<ClientCertificate> {
+    let (end_entity, intermediates) = chain.split_first()?;
+    if let Err(e) = verifier.verify_client_cert(end_entity, intermediates, now) {
+        tracing::debug!(reason = %e, "refused a client certificate");
+        return Some(ClientCertificate::Refused);
+    }
+    let not_after = x509_parser::parse_x509_certificate(end_entity.as_ref())
+        .map(|(_, c)| c.validity().not_after.timestamp())
+        .unwrap_or(i64::MIN);
+    match user_from_certificate(end_entity.as_ref()) {
+        Some(user) => Some(ClientCertificate::Valid { user, not_after }),
+        None => {
+            tracing::debug!("refused a client certificate without a common name");
+            Some(ClientCertificate::Refused)
+        }
+    }
+}
+
 /// Turns credentials into a user.
 pub struct Authenticator {
     pub static_tokens: Option<StaticTokens>,
@@ -132,14 +181,19 @@ impl Authenticator {
     pub fn authenticate(
         &self,
         store: &Store<ServedObject>,
-        certificate: Option<&UserInfo>,
+        certificate: Option<&ClientCertificate>,
         headers: &HeaderMap,
         now: i64,
     ) -> Result<UserInfo, ApiError> {
-        if let Some(user) = certificate {
-            return Ok(user.clone());
-        }
+        let refused_certificate = match certificate.map(|c| c.user_at(now)) {
+            Some(Some(user)) => return Ok(user.clone()),
+            Some(None) => true,
+            None => false,
+        };
         match bearer_token(headers) {
+            // As Kubernetes: a refused certificate fails the request unless a token succeeds;
+            // it never falls back to anonymous.
+            Bearer::None if refused_certificate => Err(ApiError::unauthorized()),
             Bearer::None if self.anonymous => Ok(UserInfo::anonymous()),
             Bearer::None => Err(ApiError::unauthorized()),
             Bearer::Malformed => {
@@ -277,6 +331,18 @@ mod tests {
             Bearer::None => Some("<none>".into()),
             Bearer::Malformed => None,
         }
+    }
+
+    /// A connection's certificate is checked against the clock on every request, so a
+    /// long-lived connection stops authenticating when its certificate expires.
+    #[test]
+    fn certificates_expire_during_a_connection() {
+        let user = UserInfo { name: "dave".into(), ..Default::default() };
+        let cert = ClientCertificate::Valid { user, not_after: 1_000 };
+        assert_eq!(cert.user_at(999).map(|u| u.name.as_str()), Some("dave"));
+        assert_eq!(cert.user_at(1_000).map(|u| u.name.as_str()), Some("dave"));
+        assert!(cert.user_at(1_001).is_none());
+        assert!(ClientCertificate::Refused.user_at(0).is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! strongroom's HTTPS API server.
 //!
-//! A request goes: TLS (client certificates verified against the server's CA) → authentication
-//! ([`authn`]) → authorization → routing ([`request`]) → the REST verbs ([`rest`]) → the kind's
+//! A request goes: TLS (the client proves it holds its certificate's key) → authentication
+//! (the certificate's chain to the server's CA, else a bearer token;
+//! [`authn`]) → authorization → routing ([`request`]) → the REST verbs ([`rest`]) → the kind's
 //! [`registry::Strategy`] → the [`strongroom_storage::Store`].
 //!
 //! Architecture invariant: this is the only crate that builds HTTP responses and `metav1.Status`
@@ -37,6 +38,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use serde_json::json;
 use strongroom_storage::Store;
 use strongroom_storage::backend::{Backend, ObjectKey};
@@ -45,7 +47,6 @@ use strongroom_storage::transformer::Transformers;
 use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
 
-use crate::authn::UserInfo;
 use crate::codec::Resp;
 use crate::object::{Decoder, ServedObject};
 use crate::registry::Registry;
@@ -238,7 +239,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         .map_err(|source| StartError::Bootstrap { namespace: "(RBAC policy)".into(), source })?;
     tokio::spawn(controllers::run(server.clone()));
 
-    let tls = tls_config(&pki)?;
+    let (tls, client_verifier) = tls_config(&pki)?;
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -273,6 +274,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
+        let client_verifier = client_verifier.clone();
         let server = server.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -289,12 +291,9 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
                     return;
                 }
             };
-            let user = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| authn::user_from_certificate(c.as_ref()));
+            let user = tls.get_ref().1.peer_certificates().and_then(|chain| {
+                authn::check_client_certificate(&*client_verifier, chain, rustls::pki_types::UnixTime::now())
+            });
             let user = user.map(Arc::new);
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
@@ -348,7 +347,8 @@ fn tls_err(what: &str, e: impl std::fmt::Display) -> StartError {
     StartError::Tls(format!("{what}: {e}"))
 }
 
-fn tls_config(pki: &pki::ServerPki) -> Result<Arc<rustls::ServerConfig>, StartError> {
+/// The server's TLS configuration, and the verifier that judges client certificates.
+fn tls_config(pki: &pki::ServerPki) -> Result<(Arc<rustls::ServerConfig>, Arc<dyn ClientCertVerifier>), StartError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes())
         .collect::<Result<_, _>>()
@@ -357,12 +357,14 @@ fn tls_config(pki: &pki::ServerPki) -> Result<Arc<rustls::ServerConfig>, StartEr
     for c in ca {
         roots.add(c).map_err(|e| tls_err("cannot use the CA certificate", e))?;
     }
-    // Requests without a certificate are let through the handshake so they get a proper 401
-    // Status; any certificate presented must chain to our CA and carry clientAuth.
+    // Any certificate presented must chain to our CA and carry clientAuth; the handshake only
+    // checks that the client holds its key, and authentication judges the chain (see
+    // `authn::check_client_certificate`), so every refusal is a proper 401 Status.
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()
         .map_err(|e| tls_err("cannot build the client verifier", e))?;
+    let deferred = Arc::new(DeferredClientVerifier(verifier.clone()));
     let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.serving_cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| tls_err("cannot read the serving certificate", e))?;
@@ -372,11 +374,62 @@ fn tls_config(pki: &pki::ServerPki) -> Result<Arc<rustls::ServerConfig>, StartEr
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err("cannot choose protocol versions", e))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(deferred)
         .with_single_cert(chain, key)
         .map_err(|e| tls_err("cannot use the serving certificate", e))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok((Arc::new(cfg), verifier))
+}
+
+/// A client-certificate verifier for the handshake: it asks for a certificate (naming our CA),
+/// checks the client's signature with it, and accepts the chain whatever it is, leaving the
+/// verdict to authentication with the wrapped verifier.
+#[derive(Debug)]
+struct DeferredClientVerifier(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for DeferredClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Creates the system namespaces and finishes namespaces a crash left terminating.
@@ -427,7 +480,7 @@ async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), StartError> {
 /// that reaches authentication leaves an audit record (see [`auditing`]).
 async fn handle(
     server: Arc<ApiServer>,
-    certificate: Option<Arc<UserInfo>>,
+    certificate: Option<Arc<authn::ClientCertificate>>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Resp {
@@ -499,7 +552,7 @@ fn non_resource_verb(method: &Method) -> &'static str {
 
 async fn route(
     server: &Arc<ApiServer>,
-    certificate: Option<&UserInfo>,
+    certificate: Option<&authn::ClientCertificate>,
     req: Request<Incoming>,
     record: &mut auditing::Record,
 ) -> Result<Resp, ApiError> {

@@ -119,6 +119,9 @@ impl Auditor {
             }
             None => Policy::strongroom_default(),
         };
+        for gap in unrecorded_secret_reads(&policy) {
+            tracing::warn!("the audit policy does not record {gap}: who read a secret will not be on record");
+        }
         let path = cfg.path.clone().unwrap_or_else(|| data_dir.join("audit.log"));
         let log = AuditLog::open(audit::AuditLogConfig {
             path: path.clone(),
@@ -150,7 +153,9 @@ impl Auditor {
         let is_watch = record.attrs.as_ref().is_some_and(|a| a.verb == "watch");
         let stage =
             if is_watch && resp.status().is_success() { Stage::ResponseStarted } else { Stage::ResponseComplete };
-        if !record.eval.records(stage) {
+        // `omitStages` may thin out the log, but not hide that someone received secret data:
+        // such a request (its level above None) is recorded at its stage even when omitted.
+        if !record.eval.records(stage) && !record.returns_secret_data() {
             return resp;
         }
         let mut event = self.event(&mut record, stage);
@@ -306,6 +311,33 @@ struct NamedMeta {
 }
 
 /// The audit policy's view of a request.
+/// Reads of secrets by an ordinary user that `policy` leaves unrecorded (level `None`), as
+/// start-up warnings: a policy may do that deliberately, but should not do it by accident.
+fn unrecorded_secret_reads(policy: &Policy) -> Vec<String> {
+    let groups = ["system:authenticated".to_string()];
+    ["get", "list", "watch"]
+        .into_iter()
+        .filter(|verb| {
+            let resource = audit::ResourceAttributes {
+                api_group: "",
+                api_version: "v1",
+                resource: "secrets",
+                subresource: "",
+                namespace: "default",
+                name: if *verb == "get" { "db" } else { "" },
+            };
+            let attrs = audit::RequestAttributes {
+                user: "someone",
+                groups: &groups,
+                verb,
+                target: audit::RequestTarget::Resource(resource),
+            };
+            policy.evaluate(&attrs).level == Level::None
+        })
+        .map(|verb| format!("`{verb}` of secrets"))
+        .collect()
+}
+
 fn request_attributes<'a>(user: &'a UserInfo, attrs: &'a Attrs) -> audit::RequestAttributes<'a> {
     let target = match &attrs.path {
         Some(path) => audit::RequestTarget::NonResource { path },
@@ -402,6 +434,46 @@ mod tests {
         assert_eq!(stages(), ["ResponseStarted"]);
         drop(resp);
         assert_eq!(stages(), ["ResponseStarted", "ResponseComplete"]);
+    }
+
+    fn auditor_with(policy: &str) -> (Auditor, tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.log");
+        let cfg = audit::AuditLogConfig { path: path.clone(), max_size_mb: 0, max_backups: 0, max_age_days: 0 };
+        let log = AuditLog::open(cfg).expect("open");
+        let policy = Policy::from_yaml(policy).expect("policy");
+        (Auditor { policy, log: Some(Arc::new(log)), fail_open: false }, dir, path)
+    }
+
+    fn verbs(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["verb"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// `omitStages` cannot hide a read of secret data; other requests' stages are omitted.
+    #[tokio::test]
+    async fn omit_stages_does_not_hide_secret_reads() {
+        let metrics = crate::metrics::Metrics::default();
+        let policy = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [ResponseStarted, ResponseComplete]\nrules:\n- level: Metadata\n";
+        let (auditor, _dir, path) = auditor_with(policy);
+        auditor.finish(record(&auditor, "get", "secrets"), ok(), &metrics).await;
+        auditor.finish(record(&auditor, "get", "configmaps"), ok(), &metrics).await;
+        auditor.finish(record(&auditor, "delete", "secrets"), ok(), &metrics).await;
+        drop(auditor.finish(record(&auditor, "watch", "secrets"), ok(), &metrics).await);
+        assert_eq!(verbs(&path), ["get", "watch"]);
+        assert!(unrecorded_secret_reads(&auditor.policy).is_empty());
+    }
+
+    /// A policy that drops secret reads is allowed (the operator's choice) but warned about.
+    #[test]
+    fn policies_that_skip_secret_reads_are_found() {
+        let policy = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  verbs: [list, watch]\n  resources: [{group: \"\", resources: [secrets]}]\n- level: Metadata\n";
+        let (auditor, _dir, _path) = auditor_with(policy);
+        assert_eq!(unrecorded_secret_reads(&auditor.policy), ["`list` of secrets", "`watch` of secrets"]);
+        assert!(unrecorded_secret_reads(&Policy::strongroom_default()).is_empty());
     }
 
     #[tokio::test]

@@ -184,23 +184,25 @@ pub fn rules_review(server: &ApiServer, user: &UserInfo, namespace: &str) -> Val
 /// Escalation prevention for writes of Roles and ClusterRoles: `rules` may only hold what the
 /// user holds in `namespace` (all namespaces for a ClusterRole), unless the user may `escalate`
 /// on that role.
-pub fn confirm_no_escalation(
+fn confirm_no_escalation(
     server: &ApiServer,
     user: &UserInfo,
     resource: &str,
     namespace: Option<&str>,
-    name: &str,
+    (name, request_name): (&str, Option<&str>),
     rules: &[PolicyRule],
 ) -> Result<(), ApiError> {
     if user.is_master() {
         return Ok(());
     }
+    // `escalate` is asked about the request's name, as kube-apiserver does: none on a create by
+    // POST, so `escalate` limited by resourceNames never covers creating a role.
     let escalate = Attrs {
         verb: "escalate".into(),
         namespace: namespace.map(str::to_string),
         group: "rbac.authorization.k8s.io".into(),
         resource: resource.into(),
-        name: Some(name.to_string()),
+        name: request_name.map(str::to_string),
         ..Default::default()
     };
     if authorize(server, user, &escalate).allowed {
@@ -406,7 +408,7 @@ fn only_bookkeeping_changed(old: &Value, new: &Value) -> bool {
 pub fn admit_rbac_write(
     server: &ApiServer,
     user: &UserInfo,
-    resource: &str,
+    (resource, request_name): (&str, Option<&str>),
     new: &Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
@@ -414,6 +416,7 @@ pub fn admit_rbac_write(
         return Ok(());
     }
     let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let names = (name, request_name);
     let namespace = new.pointer("/metadata/namespace").and_then(Value::as_str).filter(|s| !s.is_empty());
     match resource {
         "roles" | "clusterroles" => {
@@ -422,7 +425,7 @@ pub fn admit_rbac_write(
             }
             let rules: Vec<PolicyRule> =
                 serde_json::from_value(new.get("rules").cloned().unwrap_or(Value::Null)).unwrap_or_default();
-            confirm_no_escalation(server, user, resource, namespace, name, &rules)?;
+            confirm_no_escalation(server, user, resource, namespace, names, &rules)?;
             if new.get("aggregationRule").is_some_and(|a| !a.is_null()) {
                 // An aggregation rule can gather anything: it takes full authority.
                 let full = vec![
@@ -438,7 +441,7 @@ pub fn admit_rbac_write(
                         ..Default::default()
                     },
                 ];
-                confirm_no_escalation(server, user, resource, namespace, name, &full).map_err(|_| {
+                confirm_no_escalation(server, user, resource, namespace, names, &full).map_err(|_| {
                     forbidden_object(resource, name, "must have cluster-admin privileges to use the aggregationRule")
                 })?;
             }

@@ -285,7 +285,7 @@ async fn create_object(
         if !errs.is_empty() {
             return Err(ApiError::invalid(info.kind, info.group, &name, &errs));
         }
-        crate::authz::admit_rbac_write(ctx.server, ctx.user, info.plural, &obj, None)?;
+        crate::authz::admit_rbac_write(ctx.server, ctx.user, (info.plural, ctx.info.name.as_deref()), &obj, None)?;
         match &applied_managed_fields {
             Some(mf) => {
                 metadata_mut(&mut obj).insert("managedFields".into(), mf.clone());
@@ -657,7 +657,13 @@ fn prepare_update(
     if !errs.is_empty() {
         return Err(ApiError::invalid(info.kind, info.group, name, &errs));
     }
-    crate::authz::admit_rbac_write(ctx.server, ctx.user, info.plural, &new, Some(&cur_value))?;
+    crate::authz::admit_rbac_write(
+        ctx.server,
+        ctx.user,
+        (info.plural, ctx.info.name.as_deref()),
+        &new,
+        Some(&cur_value),
+    )?;
     if track_update {
         managed_fields::update_with_schema(
             Some(&cur_value),

@@ -561,6 +561,32 @@ fn escalation_and_bind_are_prevented() {
         ),
     );
 
+    // `escalate` limited by resourceNames covers updates of that role, never a create (which has
+    // no name in its request, as kube-apiserver asks).
+    admin(
+        &s,
+        &[
+            &[
+                "create",
+                "role",
+                "escalate-named",
+                "--verb=escalate",
+                "--resource=roles",
+                "--resource-name=named",
+                "-n",
+                "app",
+            ],
+            &["create", "rolebinding", "alice-escalate-named", "--role=escalate-named", "--user=alice", "-n", "app"],
+        ],
+    );
+    s.kubectl_as(&alice, &["create", "role", "named", "--verb=get", "--resource=secrets", "-n", "app"]).stderr_is(&format!(
+        "Error from server (Forbidden): roles.rbac.authorization.k8s.io \"named\" is forbidden: user \"alice\" {groups} \
+         {not_held}\n{{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\"]}}\n"
+    ));
+    s.kubectl_as(&alice, &["create", "role", "named", "--verb=get", "--resource=roles", "-n", "app"]).ok();
+    s.kubectl_as(&alice, &["patch", "role", "named", "-n", "app", "--type=json", "-p", add_rule])
+        .stdout_is("role.rbac.authorization.k8s.io/named patched\n");
+
     // `escalate` on roles lets her create a Role with more than she holds, but not bind it.
     s.kubectl(&["create", "role", "escalator", "--verb=escalate", "--resource=roles", "-n", "app"]).ok();
     s.kubectl(&["create", "rolebinding", "alice-escalate", "--role=escalator", "--user=alice", "-n", "app"]).ok();

@@ -264,6 +264,9 @@ pub async fn review(
         }
         "selfsubjectrulesreviews" => {
             let ns = str_at(&spec, "namespace");
+            if ns.is_empty() {
+                return Err(ApiError::bad_request("no namespace on request"));
+            }
             authz::rules_review(server, user, ns)
         }
         _ => return Err(ApiError::not_found_path()),

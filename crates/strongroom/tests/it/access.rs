@@ -178,6 +178,14 @@ fn can_i_answers_match_real_requests() {
     // In another namespace she holds only what everyone holds.
     let other = s.kubectl_as(&alice, &["auth", "can-i", "--list", "-n", "other"]).ok();
     assert!(!other.contains("secrets") && !other.contains("serviceaccounts ") && !other.contains("*/token"), "{other}");
+    // Rules are always asked for in a namespace, as kube-apiserver requires.
+    let (_dir, file) = temp_file(
+        "ssrr.json",
+        br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectRulesReview","spec":{}}"#,
+    );
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+    s.kubectl_as(&alice, &["create", "--raw", path, "-f", file.to_str().unwrap()])
+        .stderr_is("Error from server (BadRequest): no namespace on request\n");
 }
 
 /// `kubectl auth whoami` (SelfSubjectReview) for a certificate user and for a ServiceAccount

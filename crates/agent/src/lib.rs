@@ -14,6 +14,10 @@
 //! Architecture invariant: only the agent writes secret bytes to disk, only beneath its root,
 //! and only on tmpfs.
 
+pub mod agent;
 pub mod atomic_writer;
 pub mod env;
+pub mod events;
+pub mod run;
+pub mod secret_source;
 pub mod volume;

@@ -28,6 +28,70 @@ enum Command {
     /// Questions answered from the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Deliver the Secrets of the Pod manifests in a directory to tmpfs, and keep them current.
+    Agent(AgentArgs),
+    /// Run one container of a Pod manifest as a process, with its Secrets as files and env vars.
+    Run(RunArgs),
+}
+
+/// Flags `strongroom agent` and `strongroom run` share.
+#[derive(clap::Args)]
+struct DeliveryArgs {
+    /// The kubeconfig to reach the API with (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Where volumes are written: ROOT/pods/<namespace>/<pod>/volumes/<volume>/. Must be on tmpfs.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// This host's name (the pods' spec.nodeName, the source of Events).
+    #[arg(long)]
+    node: Option<String>,
+    /// How Secret changes are noticed: Watch (a watch per Secret), Cache or Get (a read every
+    /// --sync-period), as the kubelet's strategies.
+    #[arg(long, default_value = "Watch")]
+    change_detection: strongroom_agent::secret_source::ChangeDetection,
+    /// How often Cache and Get read each Secret.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    sync_period: Duration,
+    /// Make each volumeMounts[].mountPath a symlink to its volume (a subPath mount: to the file,
+    /// through the volume, so it follows updates).
+    #[arg(long)]
+    link_mounts: bool,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+    /// The directory of v1 Pod manifests (YAML or JSON, one per file), followed for changes.
+    #[arg(long)]
+    pods: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+    /// The Pod manifest.
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
+    /// The container to run (default: the first).
+    #[arg(short = 'c', long)]
+    container: Option<String>,
+    /// Restart the process when a Secret it uses (env or mounted volume) changes: SIGTERM, then
+    /// SIGKILL after the grace period.
+    #[arg(long, conflicts_with = "signal_on_change")]
+    restart_on_change: bool,
+    /// Send this signal (e.g. SIGHUP) when a Secret the process uses changes.
+    #[arg(long, value_parser = parse_signal)]
+    signal_on_change: Option<rustix::process::Signal>,
+    /// How long a stopping process may take before SIGKILL (default: the pod's
+    /// terminationGracePeriodSeconds, else 30s).
+    #[arg(long, value_parser = parse_duration)]
+    grace_period: Option<Duration>,
+    /// The command to run instead of the container's command and args.
+    #[arg(last = true)]
+    command: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -189,6 +253,12 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Reads { log, namespace, secret, since, json }) => {
             audit_reads(&log, &namespace, &secret, since, json)
         }
+        Command::Agent(args) => runtime.block_on(agent(args)),
+        Command::Run(args) => {
+            let code = runtime.block_on(run(args))?;
+            drop(runtime);
+            std::process::exit(code);
+        }
         Command::Admin(AdminCommand::Kubeconfig { data_dir, user, groups, ttl, server }) => {
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
             let kubeconfig =
@@ -198,6 +268,95 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A client for `--kubeconfig` (else $KUBECONFIG, then ~/.kube/config).
+async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("cannot use the kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context("no kubeconfig: give --kubeconfig or set KUBECONFIG")?,
+    };
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+}
+
+/// The agent's configuration from the shared flags. The root defaults to a private directory
+/// on /dev/shm (tmpfs on every Linux distribution).
+fn delivery_config(args: &DeliveryArgs, pods_dir: PathBuf) -> anyhow::Result<strongroom_agent::agent::Config> {
+    let root = match &args.root {
+        Some(r) => r.clone(),
+        None => {
+            let dir = PathBuf::from(format!("/dev/shm/strongroom-{}", rustix::process::getuid().as_raw()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            restrict_dir(&dir)?;
+            dir
+        }
+    };
+    let node = match &args.node {
+        Some(n) => n.clone(),
+        None => rustix::system::uname().nodename().to_string_lossy().into_owned(),
+    };
+    let mut config = strongroom_agent::agent::Config::new(pods_dir, root, node);
+    config.change_detection = args.change_detection;
+    config.sync_period = args.sync_period;
+    config.link_mounts = args.link_mounts;
+    Ok(config)
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let config = delivery_config(&args.delivery, args.pods.clone())?;
+    let client = kube_client(args.delivery.kubeconfig.as_deref()).await?;
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    strongroom_agent::agent::run(client, config, shutdown).await?;
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let agent = delivery_config(&args.delivery, PathBuf::new())?;
+    let client = kube_client(args.delivery.kubeconfig.as_deref()).await?;
+    let on_change = match (args.restart_on_change, args.signal_on_change) {
+        (true, _) => strongroom_agent::run::OnChange::Restart,
+        (false, Some(sig)) => strongroom_agent::run::OnChange::Signal(sig),
+        (false, None) => strongroom_agent::run::OnChange::Nothing,
+    };
+    let config = strongroom_agent::run::RunConfig {
+        agent,
+        pod_file: args.file,
+        container: args.container,
+        command: args.command,
+        on_change,
+        grace_period: args.grace_period,
+    };
+    Ok(strongroom_agent::run::run(client, config).await?)
+}
+
+/// A signal by name: `SIGHUP`, `HUP` or `hup`.
+fn parse_signal(s: &str) -> Result<rustix::process::Signal, String> {
+    use rustix::process::Signal;
+    let name = s.trim_start_matches("SIG").trim_start_matches("sig").to_ascii_uppercase();
+    Ok(match name.as_str() {
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "TERM" => Signal::TERM,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        "KILL" => Signal::KILL,
+        "WINCH" => Signal::WINCH,
+        _ => return Err(format!("unknown signal {s:?} (HUP, INT, QUIT, TERM, USR1, USR2, KILL, WINCH)")),
+    })
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {

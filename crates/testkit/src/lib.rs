@@ -2,6 +2,10 @@
 //! loopback port, drive it with the real `kubectl` and kube-rs, and explain failures (the command,
 //! its output and the server's log) the way ripgrep's `tests/util.rs` does.
 
+mod agent;
+
+pub use agent::{Agent, tmpfs_dir};
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! and by kube-rs. One integration-test binary for the crate (linking stays fast).
 
 mod access;
+mod agent;
 mod canary;
 mod corruption;
 mod durability;

@@ -1,0 +1,351 @@
+//! The agent end to end (issue 4): the real `strongroom agent` and `strongroom run` against a
+//! real server, driven with kubectl, observed on tmpfs (reliability.md §1.3 K4–K8, K10; §1.6).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use strongroom_testkit::{Agent, Server, eventually, tmpfs_dir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+/// Generous bounds for propagation on a loaded CI machine: never a speed assertion (the
+/// benchmark measures speed), only "it arrives".
+const ARRIVES: Duration = Duration::from_secs(30);
+
+fn server() -> Server {
+    let s = Server::start(BIN);
+    s.kubectl(&["create", "namespace", "app"]).ok();
+    s
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// Waits until `path` holds `want`.
+fn wait_for_content(path: &Path, want: &str) {
+    eventually(&format!("{} to hold {want:?}", path.display()), ARRIVES, || {
+        (read(path).as_deref() == Some(want)).then_some(())
+    });
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: app
+spec:
+  containers:
+  - name: web
+    image: ignored
+    volumeMounts:
+    - name: creds
+      mountPath: /etc/creds
+  volumes:
+  - name: creds
+    secret:
+      secretName: db
+      defaultMode: 0400
+      items:
+      - key: password
+        path: db/password
+      - key: user
+        path: user
+        mode: 0444
+"#;
+
+/// A secret volume appears with Kubernetes' layout and modes, follows every change of the
+/// Secret (value changed, key removed), and disappears with its manifest.
+#[test]
+fn volumes_are_delivered_updated_and_removed() {
+    let s = server();
+    s.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "-n",
+        "app",
+        "--from-literal=password=v1",
+        "--from-literal=user=admin",
+        "--from-literal=unlisted=x",
+    ])
+    .ok();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod("web.yaml", WEB);
+    let vol = agent.volume("app", "web", "creds");
+    wait_for_content(&vol.join("db/password"), "v1");
+
+    // The atomic writer's layout: visible names are symlinks through `..data`; unlisted keys
+    // are absent (K5); modes as asked (K4).
+    let visible: Vec<String> = names(&vol).into_iter().filter(|n| !n.starts_with("..")).collect();
+    assert_eq!(visible, ["db", "user"]);
+    assert_eq!(std::fs::read_link(vol.join("db")).unwrap(), PathBuf::from("..data/db"));
+    assert!(std::fs::symlink_metadata(vol.join("..data")).unwrap().file_type().is_symlink());
+    assert_eq!(read(&vol.join("user")).as_deref(), Some("admin"));
+    assert_eq!(mode(&vol.join("db/password")), 0o400);
+    assert_eq!(mode(&vol.join("user")), 0o444);
+
+    // A change arrives (K8), in place: the version directory is swapped.
+    let before = std::fs::read_link(vol.join("..data")).unwrap();
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"password":"v2"}}"#]).ok();
+    wait_for_content(&vol.join("db/password"), "v2");
+    assert_ne!(std::fs::read_link(vol.join("..data")).unwrap(), before);
+    let versions = names(&vol).into_iter().filter(|n| n.starts_with("..2")).count();
+    assert_eq!(versions, 1, "the previous version directory is removed: {:?}", names(&vol));
+
+    // A listed key removed from a non-optional volume fails the mount and keeps the old files.
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "--type=json", "-p", r#"[{"op":"remove","path":"/data/user"}]"#])
+        .ok();
+    eventually("the failure to be logged", ARRIVES, || {
+        agent.log_text().contains("references non-existent secret key: user").then_some(())
+    });
+    assert_eq!(read(&vol.join("user")).as_deref(), Some("admin"));
+
+    // Removing the manifest removes the pod's directory.
+    agent.remove_pod("web.yaml");
+    let pod_dir = agent.root().join("pods/app/web");
+    eventually("the pod directory to be removed", ARRIVES, || (!pod_dir.exists()).then_some(()));
+}
+
+/// Without `items`, every key is a file, and a key deleted from the Secret disappears (K8);
+/// a Secret of the same name in another namespace is never used (K6); one Secret can back
+/// several volumes (K7).
+#[test]
+fn whole_secret_volumes_follow_keys_and_namespaces() {
+    let s = server();
+    s.kubectl(&["create", "namespace", "other"]).ok();
+    s.kubectl(&["create", "secret", "generic", "db", "-n", "other", "--from-literal=a=wrong"]).ok();
+    s.kubectl(&["create", "secret", "generic", "db", "-n", "app", "--from-literal=a=1", "--from-literal=b=2"]).ok();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod(
+        "two.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: two, namespace: app}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - {name: one, secret: {secretName: db}}\n  - {name: again, secret: {secretName: db, items: [{key: b, path: b}]}}\n",
+    );
+    let one = agent.volume("app", "two", "one");
+    let again = agent.volume("app", "two", "again");
+    wait_for_content(&one.join("a"), "1");
+    wait_for_content(&again.join("b"), "2");
+    assert_eq!(mode(&one.join("a")), 0o644, "the default mode");
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "--type=json", "-p", r#"[{"op":"remove","path":"/data/a"}]"#])
+        .ok();
+    eventually("the deleted key's file to disappear", ARRIVES, || (!one.join("a").exists()).then_some(()));
+    assert_eq!(read(&one.join("b")).as_deref(), Some("2"));
+}
+
+/// A missing non-optional Secret keeps the volume from being set up, with a FailedMount line;
+/// once created, the volume appears. A missing optional Secret gives an empty volume.
+#[test]
+fn missing_secrets_fail_closed_unless_optional() {
+    let s = server();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod(
+        "late.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: late, namespace: app}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - {name: must, secret: {secretName: later}}\n  - {name: maybe, secret: {secretName: never, optional: true}}\n",
+    );
+    let maybe = agent.volume("app", "late", "maybe");
+    eventually("the optional volume", ARRIVES, || maybe.join("..data").exists().then_some(()));
+    assert!(names(&maybe).iter().all(|n| n.starts_with("..")), "empty: {:?}", names(&maybe));
+    eventually("the FailedMount log line", ARRIVES, || {
+        agent
+            .log_text()
+            .lines()
+            .any(|l| l.contains("volume cannot be set up") && l.contains(r#"secret "later" not found"#))
+            .then_some(())
+    });
+    let must = agent.volume("app", "late", "must");
+    assert!(!must.join("..data").exists());
+    s.kubectl(&["create", "secret", "generic", "later", "-n", "app", "--from-literal=k=here"]).ok();
+    wait_for_content(&must.join("k"), "here");
+}
+
+/// The agent needs only `get`, `list` and `watch` on the Secrets its pods name (the role
+/// documented in docs/agent.md): it never lists every Secret.
+#[test]
+fn a_role_on_named_secrets_is_enough() {
+    let s = server();
+    s.kubectl(&["create", "secret", "generic", "db", "-n", "app", "--from-literal=password=p"]).ok();
+    s.kubectl(&["create", "secret", "generic", "other", "-n", "app", "--from-literal=x=y"]).ok();
+    s.kubectl(&[
+        "create",
+        "role",
+        "agent",
+        "-n",
+        "app",
+        "--verb=get,list,watch",
+        "--resource=secrets",
+        "--resource-name=db",
+    ])
+    .ok();
+    s.kubectl(&["create", "rolebinding", "agent", "-n", "app", "--role=agent", "--user=node-agent"]).ok();
+    let kubeconfig = s.user_kubeconfig("node-agent", &[]);
+    let agent = Agent::start(BIN, &kubeconfig, &[]);
+    agent.write_pod("web.yaml", &WEB.replace("      - key: user\n        path: user\n        mode: 0444\n", ""));
+    let vol = agent.volume("app", "web", "creds");
+    wait_for_content(&vol.join("db/password"), "p");
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"password":"q"}}"#]).ok();
+    wait_for_content(&vol.join("db/password"), "q");
+    // A pod naming a Secret outside the role gets a clear refusal, not a silent empty volume.
+    agent.write_pod(
+        "nosy.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: nosy, namespace: app}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - {name: v, secret: {secretName: other, optional: true}}\n",
+    );
+    eventually("the refusal to be logged", ARRIVES, || {
+        agent.log_text().contains(r#"secrets \"other\" is forbidden"#).then_some(())
+    });
+    assert!(!agent.volume("app", "nosy", "v").join("..data").exists());
+}
+
+/// kill -9 at any moment, then a restart: the volume converges to the current Secret and the
+/// visible links are whole again.
+#[test]
+fn a_killed_agent_converges_after_restart() {
+    let s = server();
+    s.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "-n",
+        "app",
+        "--from-literal=password=v1",
+        "--from-literal=user=u",
+    ])
+    .ok();
+    let mut agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod("web.yaml", WEB);
+    let vol = agent.volume("app", "web", "creds");
+    wait_for_content(&vol.join("db/password"), "v1");
+    agent.kill9();
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"password":"v2"}}"#]).ok();
+    std::fs::remove_file(vol.join("user")).unwrap();
+    agent.restart();
+    wait_for_content(&vol.join("db/password"), "v2");
+    wait_for_content(&vol.join("user"), "u");
+}
+
+/// A root that is not on tmpfs is refused: secrets never reach a disk.
+#[test]
+fn a_root_off_tmpfs_is_refused() {
+    let s = server();
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let pods = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["agent", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .arg("--pods")
+        .arg(pods.path())
+        .arg("--root")
+        .arg(disk.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not on tmpfs"), "{err}");
+}
+
+/// Projected volumes: two Secrets and a ServiceAccount token that the server accepts.
+#[test]
+fn projected_volumes_hold_secrets_and_a_working_token() {
+    let s = server();
+    s.kubectl(&["create", "secret", "generic", "a", "-n", "app", "--from-literal=x=1"]).ok();
+    s.kubectl(&["create", "secret", "generic", "b", "-n", "app", "--from-literal=y=2"]).ok();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod(
+        "proj.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: proj, namespace: app}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - name: all\n    projected:\n      sources:\n      - secret: {name: a}\n      - secret: {name: b, items: [{key: y, path: sub/y}]}\n      - serviceAccountToken: {path: token, expirationSeconds: 3600}\n",
+    );
+    let vol = agent.volume("app", "proj", "all");
+    wait_for_content(&vol.join("x"), "1");
+    wait_for_content(&vol.join("sub/y"), "2");
+    let token = read(&vol.join("token")).unwrap();
+    let who = s.kubectl_as(
+        &s.token_kubeconfig("sa", &token),
+        &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+    );
+    assert_eq!(who.ok(), "system:serviceaccount:app:default");
+}
+
+/// `strongroom run`: the container's env and files, its exit code passed through, and a
+/// restart with the new values when the Secret changes.
+#[test]
+fn run_delivers_env_and_files_and_restarts_on_change() {
+    let s = server();
+    s.kubectl(&["create", "secret", "generic", "db", "-n", "app", "--from-literal=password=v1"]).ok();
+    let root = tmpfs_dir("strongroom-run-");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: job, namespace: app}}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'echo \"$DB_PASSWORD $(cat {root}/pods/app/job/volumes/creds/password)\" >> {out}; exec sleep 600']\n    env:\n    - name: DB_PASSWORD\n      valueFrom: {{secretKeyRef: {{name: db, key: password}}}}\n    volumeMounts: [{{name: creds, mountPath: /creds}}]\n  volumes:\n  - {{name: creds, secret: {{secretName: db}}}}\n",
+        root = root.path().display(),
+        out = out.display()
+    );
+    let pod = work.path().join("job.yaml");
+    std::fs::write(&pod, manifest).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .arg("--root")
+        .arg(root.path())
+        .args(["--restart-on-change", "--grace-period", "5s", "-f"])
+        .arg(&pod)
+        .spawn()
+        .unwrap();
+    wait_for_content(&out, "v1 v1\n");
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"password":"v2"}}"#]).ok();
+    wait_for_content(&out, "v1 v1\nv2 v2\n");
+    // SIGTERM is passed on: sleep dies of it, and `run` reports 128 + 15.
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert!(!root.path().join("pods/app/job").exists(), "the volumes are removed when the process ends");
+
+    // The exit code of a command given after `--`.
+    let status = Command::new(BIN)
+        .args(["run", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .arg("--root")
+        .arg(root.path())
+        .arg("-f")
+        .arg(&pod)
+        .args(["--", "sh", "-c", "test \"$DB_PASSWORD\" = v2 && exit 7"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+
+    // A missing non-optional Secret: the process is not started.
+    let missing = work.path().join("missing.yaml");
+    std::fs::write(&missing, std::fs::read_to_string(&pod).unwrap().replace("name: db", "name: nothere")).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .arg("--root")
+        .arg(root.path())
+        .arg("-f")
+        .arg(&missing)
+        .args(["--", "touch", work.path().join("started").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"secret \"nothere\" not found"#)
+            || String::from_utf8_lossy(&out.stderr).contains(r#"secret "nothere" not found"#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!work.path().join("started").exists());
+}

@@ -349,3 +349,95 @@ fn run_delivers_env_and_files_and_restarts_on_change() {
     );
     assert!(!work.path().join("started").exists());
 }
+
+/// 300 rapid updates while a reader keeps reading every file of the volume through one resolved
+/// `..data`: every snapshot holds one version, never a mix (reliability.md §3.5 item 51), and
+/// the last version arrives.
+#[test]
+fn rapid_updates_never_show_a_mixed_version() {
+    let s = server();
+    s.kubectl(&["create", "secret", "generic", "db", "-n", "app", "--from-literal=a=0", "--from-literal=b=0"]).ok();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod(
+        "mix.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: mix, namespace: app}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - {name: v, secret: {secretName: db}}\n",
+    );
+    let vol = agent.volume("app", "mix", "v");
+    wait_for_content(&vol.join("a"), "0");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (vol, stop) = (vol.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut snapshots = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A reader that resolves `..data` once sees one version directory.
+                let Ok(target) = std::fs::read_link(vol.join("..data")) else { continue };
+                let (Ok(a), Ok(b)) = (
+                    std::fs::read_to_string(vol.join(&target).join("a")),
+                    std::fs::read_to_string(vol.join(&target).join("b")),
+                ) else {
+                    continue; // the version was replaced and removed between the two reads
+                };
+                assert_eq!(a, b, "a mixed version in {}", target.display());
+                snapshots += 1;
+            }
+            snapshots
+        })
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use k8s_openapi::api::core::v1::Secret;
+        use kube::api::{Api, Patch, PatchParams};
+        let api: Api<Secret> = Api::namespaced(s.client().await, "app");
+        for i in 1..=300 {
+            let patch = serde_json::json!({"stringData": {"a": i.to_string(), "b": i.to_string()}});
+            api.patch("db", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        }
+    });
+    wait_for_content(&vol.join("a"), "300");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let snapshots = reader.join().unwrap();
+    assert!(snapshots > 0);
+}
+
+/// `--link-mounts`: a mount path becomes a symlink to its volume, and a `subPath` mount a
+/// symlink to the file through the volume, so it follows updates (Kubernetes' never do).
+#[test]
+fn linked_mounts_and_sub_paths_follow_updates() {
+    let s = server();
+    s.kubectl(&["create", "secret", "generic", "db", "-n", "app", "--from-literal=password=v1"]).ok();
+    let mounts = tempfile::tempdir().unwrap();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &["--link-mounts"]);
+    let whole = mounts.path().join("etc/creds");
+    let single = mounts.path().join("app/password.txt");
+    agent.write_pod(
+        "linked.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: linked, namespace: app}}\nspec:\n  containers:\n  - name: c\n    image: x\n    volumeMounts:\n    - {{name: v, mountPath: {}}}\n    - {{name: v, mountPath: {}, subPath: password}}\n  volumes:\n  - {{name: v, secret: {{secretName: db}}}}\n",
+            whole.display(),
+            single.display()
+        ),
+    );
+    wait_for_content(&whole.join("password"), "v1");
+    wait_for_content(&single, "v1");
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"password":"v2"}}"#]).ok();
+    wait_for_content(&single, "v2");
+    assert_eq!(read(&whole.join("password")).as_deref(), Some("v2"));
+    // A path that holds something the agent did not make is left alone.
+    let taken = mounts.path().join("taken");
+    std::fs::write(&taken, "mine").unwrap();
+    agent.write_pod(
+        "taken.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: taken, namespace: app}}\nspec:\n  containers:\n  - name: c\n    image: x\n    volumeMounts: [{{name: v, mountPath: {}}}]\n  volumes:\n  - {{name: v, secret: {{secretName: db}}}}\n",
+            taken.display()
+        ),
+    );
+    eventually("the refusal to be logged", ARRIVES, || {
+        agent.log_text().contains("cannot link the mount path").then_some(())
+    });
+    assert_eq!(read(&taken).as_deref(), Some("mine"));
+    // Removing the pod removes its links.
+    agent.remove_pod("linked.yaml");
+    eventually("the links to be removed", ARRIVES, || (!whole.exists() && !single.exists()).then_some(()));
+}

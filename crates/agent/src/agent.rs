@@ -39,6 +39,16 @@ pub struct Config {
     pub pods_scan_interval: Duration,
     /// Make each `volumeMounts[].mountPath` a symlink to its volume (`--link-mounts`).
     pub link_mounts: bool,
+    /// Run each pod's containers as processes (`--run-processes`), with this reaction to changes.
+    pub processes: Option<Processes>,
+}
+
+/// How `--run-processes` supervises containers.
+#[derive(Debug, Clone, Default)]
+pub struct Processes {
+    pub on_change: crate::run::OnChange,
+    /// Overrides the pods' `terminationGracePeriodSeconds`.
+    pub grace_period: Option<Duration>,
 }
 
 impl Config {
@@ -51,6 +61,7 @@ impl Config {
             sync_period: Duration::from_secs(60),
             pods_scan_interval: Duration::from_secs(1),
             link_mounts: false,
+            processes: None,
         }
     }
 }
@@ -97,6 +108,7 @@ pub async fn run(
         agent.handle(input).await;
     }
     agent.stop();
+    agent.stop_all_processes().await;
     tracing::info!("agent stopped");
     Ok(())
 }
@@ -158,6 +170,21 @@ pub(crate) struct Agent {
     updates: mpsc::UnboundedSender<SecretUpdate>,
     pods: BTreeMap<PodKey, PodState>,
     secrets: BTreeMap<SecretKey, SecretEntry>,
+    /// `--run-processes`: one per (pod, container).
+    processes: BTreeMap<(PodKey, String), Process>,
+}
+
+/// A container run as a process by `--run-processes`.
+struct Process {
+    child: Option<tokio::process::Child>,
+    /// The Secret versions it was started with.
+    versions: BTreeMap<String, String>,
+    /// Consecutive exits, for the restart back-off.
+    exits: u32,
+    /// When it may be started again after an exit.
+    not_before: Option<Instant>,
+    /// Set when `restartPolicy` says it stays stopped.
+    finished: bool,
 }
 
 /// Whether a pod's volumes are in place.
@@ -174,7 +201,15 @@ pub(crate) enum Readiness {
 impl Agent {
     pub(crate) fn new(client: kube::Client, config: Config, updates: mpsc::UnboundedSender<SecretUpdate>) -> Self {
         let recorder = Recorder::new(client.clone(), config.node.clone());
-        Agent { client, config, recorder, updates, pods: BTreeMap::new(), secrets: BTreeMap::new() }
+        Agent {
+            client,
+            config,
+            recorder,
+            updates,
+            pods: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            processes: BTreeMap::new(),
+        }
     }
 
     /// Stops following every Secret.
@@ -228,7 +263,10 @@ impl Agent {
 
     async fn handle(&mut self, input: Input) {
         match input {
-            Input::ScanPods => self.scan_pods().await,
+            Input::ScanPods => {
+                self.scan_pods().await;
+                self.reap_processes().await;
+            }
             Input::Secret(update) => {
                 let key = update.key.clone();
                 let Some(entry) = self.secrets.get_mut(&key) else { return };
@@ -327,6 +365,7 @@ impl Agent {
                     }
                     remove_links(&state.links, &self.config.root);
                     state.links.clear();
+                    stop_processes_of(&mut self.processes, &key, &state.pod, self.config.processes.as_ref());
                     state.pod = pod;
                     state.manifest = path;
                     state.tokens.clear();
@@ -390,6 +429,7 @@ impl Agent {
     }
 
     fn remove_pod(&mut self, key: &PodKey) {
+        self.stop_processes(key);
         let Some(state) = self.pods.remove(key) else { return };
         remove_links(&state.links, &self.config.root);
         let rel = ["pods", key.namespace.as_str(), key.name.as_str()];
@@ -463,6 +503,9 @@ impl Agent {
         }
         if self.config.link_mounts {
             self.link_mounts(key);
+        }
+        if self.config.processes.is_some() {
+            self.supervise(key).await;
         }
     }
 
@@ -580,6 +623,166 @@ impl Agent {
                 Err(e) => tracing::warn!(pod = %key, mount = %path.display(), error = %e, "cannot link the mount path"),
             }
         }
+    }
+}
+
+impl Agent {
+    /// Starts the pod's containers that are not running, and applies `--restart-on-change` or
+    /// `--signal-on-change` to those whose Secrets changed.
+    async fn supervise(&mut self, key: &PodKey) {
+        let Some(settings) = self.config.processes.clone() else { return };
+        if self.readiness(&key.namespace, &key.name) != Readiness::Ready {
+            return;
+        }
+        let Some(pod) = self.pods.get(key).map(|p| p.pod.clone()) else { return };
+        let grace = grace_period(&pod, settings.grace_period);
+        for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            let slot = (key.clone(), container.name.clone());
+            let inputs = match crate::run::Inputs::of(self, &pod, &container.name, &key.namespace) {
+                Ok(i) => i,
+                Err(why) => {
+                    tracing::warn!(pod = %key, container = %container.name, reason = %why, "the container cannot start");
+                    continue;
+                }
+            };
+            let process = self.processes.entry(slot).or_insert(Process {
+                child: None,
+                versions: BTreeMap::new(),
+                exits: 0,
+                not_before: None,
+                finished: false,
+            });
+            if let Some(child) = process.child.as_mut() {
+                if process.versions == inputs.versions {
+                    continue;
+                }
+                tracing::info!(pod = %key, container = %container.name, "a secret the process uses changed");
+                match settings.on_change {
+                    crate::run::OnChange::Nothing => {
+                        process.versions = inputs.versions;
+                        continue;
+                    }
+                    crate::run::OnChange::Signal(sig) => {
+                        crate::run::send(child, sig);
+                        process.versions = inputs.versions;
+                        continue;
+                    }
+                    crate::run::OnChange::Restart => crate::run::stop(child, grace).await,
+                }
+            } else if process.finished || process.not_before.is_some_and(|t| t > Instant::now()) {
+                continue;
+            }
+            let argv = match crate::run::command_line(&pod, &container.name, &[]) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(pod = %key, container = %container.name, error = %e, "the container cannot start");
+                    process.finished = true;
+                    continue;
+                }
+            };
+            crate::run::report_invalid_names(&self.recorder, &key.namespace, &key.name, &pod, &inputs.invalid_names);
+            match crate::run::spawn(&argv, &inputs.env) {
+                Ok(child) => {
+                    process.child = Some(child);
+                    process.versions = inputs.versions;
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %key, container = %container.name, error = %e, "the container cannot start");
+                    process.exits += 1;
+                    process.not_before = Some(Instant::now() + back_off(process.exits));
+                }
+            }
+        }
+    }
+
+    /// Notices processes that exited and restarts them as the pod's `restartPolicy` says
+    /// (`Always` by default; `OnFailure`; `Never`), with the kubelet's doubling back-off.
+    async fn reap_processes(&mut self) {
+        if self.config.processes.is_none() {
+            return;
+        }
+        let mut to_sync = BTreeSet::new();
+        for ((key, container), process) in self.processes.iter_mut() {
+            let Some(child) = process.child.as_mut() else {
+                if process.not_before.is_some_and(|t| t <= Instant::now()) && !process.finished {
+                    to_sync.insert(key.clone());
+                }
+                continue;
+            };
+            let Ok(Some(status)) = child.try_wait() else { continue };
+            let code = crate::run::exit_code(status);
+            process.child = None;
+            process.exits += 1;
+            let policy = self
+                .pods
+                .get(key)
+                .and_then(|p| p.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()))
+                .unwrap_or_else(|| "Always".to_string());
+            process.finished = policy == "Never" || (policy == "OnFailure" && code == 0);
+            let delay = back_off(process.exits);
+            process.not_before = Some(Instant::now() + delay);
+            tracing::info!(pod = %key, container = %container, code, restart = !process.finished, delay_s = delay.as_secs(), "process exited");
+        }
+        for key in to_sync {
+            self.supervise(&key).await;
+        }
+    }
+
+    fn stop_processes(&mut self, key: &PodKey) {
+        if let Some(state) = self.pods.get(key) {
+            let pod = state.pod.clone();
+            stop_processes_of(&mut self.processes, key, &pod, self.config.processes.as_ref());
+        }
+    }
+
+    /// Stops every process (at shutdown), each within its grace period.
+    async fn stop_all_processes(&mut self) {
+        let settings = self.config.processes.clone().unwrap_or_default();
+        let mut stopping = Vec::new();
+        for ((key, _), mut process) in std::mem::take(&mut self.processes) {
+            let Some(mut child) = process.child.take() else { continue };
+            let grace = self
+                .pods
+                .get(&key)
+                .map(|p| grace_period(&p.pod, settings.grace_period))
+                .unwrap_or(Duration::from_secs(30));
+            stopping.push(async move { crate::run::stop(&mut child, grace).await });
+        }
+        futures::future::join_all(stopping).await;
+    }
+}
+
+/// Stops a pod's processes in the background (SIGTERM, then SIGKILL after the grace period).
+fn stop_processes_of(
+    processes: &mut BTreeMap<(PodKey, String), Process>,
+    key: &PodKey,
+    pod: &Pod,
+    settings: Option<&Processes>,
+) {
+    let grace = grace_period(pod, settings.and_then(|s| s.grace_period));
+    let slots: Vec<(PodKey, String)> = processes.keys().filter(|(k, _)| k == key).cloned().collect();
+    for slot in slots {
+        if let Some(mut child) = processes.remove(&slot).and_then(|p| p.child) {
+            tracing::info!(pod = %key, container = %slot.1, "stopping the process");
+            tokio::spawn(async move { crate::run::stop(&mut child, grace).await });
+        }
+    }
+}
+
+/// The pod's `terminationGracePeriodSeconds` (Kubernetes' default: 30 s), unless overridden.
+pub(crate) fn grace_period(pod: &Pod, overridden: Option<Duration>) -> Duration {
+    overridden.unwrap_or_else(|| {
+        let secs = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+        Duration::from_secs(secs.max(0) as u64)
+    })
+}
+
+/// The kubelet's crash back-off: 10 s doubling to 5 min; the first restart is immediate here
+/// (one second), so a process that exits once comes back at once.
+fn back_off(exits: u32) -> Duration {
+    match exits {
+        0 | 1 => Duration::from_secs(1),
+        n => Duration::from_secs((10u64 << (n - 2).min(5)).min(300)),
     }
 }
 

@@ -87,10 +87,7 @@ pub async fn run(client: kube::Client, config: RunConfig) -> Result<i32, RunErro
     volume::validate_pod(&pod).map_err(|e| RunError::Manifest(config.pod_file.clone(), e.to_string()))?;
     let container = pick_container(&pod, config.container.as_deref())?;
     let argv = command_line(&pod, &container, &config.command)?;
-    let grace = config.grace_period.unwrap_or_else(|| {
-        let secs = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
-        Duration::from_secs(secs.max(0) as u64)
-    });
+    let grace = agent::grace_period(&pod, config.grace_period);
 
     let (updates, mut incoming) = mpsc::unbounded_channel();
     let recorder = Recorder::new(client.clone(), config.agent.node.clone());
@@ -169,14 +166,14 @@ pub async fn run(client: kube::Client, config: RunConfig) -> Result<i32, RunErro
 
 /// What the process was started with: its environment, and the versions of the Secrets it
 /// reads (through env or its mounted volumes), whose change means a restart or a signal.
-struct Inputs {
-    env: Vec<(String, SecretBytes)>,
-    invalid_names: Vec<(String, String)>,
-    versions: BTreeMap<String, String>,
+pub(crate) struct Inputs {
+    pub(crate) env: Vec<(String, SecretBytes)>,
+    pub(crate) invalid_names: Vec<(String, String)>,
+    pub(crate) versions: BTreeMap<String, String>,
 }
 
 impl Inputs {
-    fn of(agent: &Agent, pod: &Pod, container: &str, namespace: &str) -> Result<Inputs, String> {
+    pub(crate) fn of(agent: &Agent, pod: &Pod, container: &str, namespace: &str) -> Result<Inputs, String> {
         let known: BTreeMap<String, SecretData> = agent.known_secrets(namespace);
         let resolved = env::container_env(pod, container, &agent.config.node, &known).map_err(|e| e.to_string())?;
         let versions = used_secrets(pod, container)
@@ -224,7 +221,13 @@ fn used_secrets(pod: &Pod, container: &str) -> Vec<String> {
     names
 }
 
-fn report_invalid_names(recorder: &Recorder, namespace: &str, name: &str, pod: &Pod, invalid: &[(String, String)]) {
+pub(crate) fn report_invalid_names(
+    recorder: &Recorder,
+    namespace: &str,
+    name: &str,
+    pod: &Pod,
+    invalid: &[(String, String)],
+) {
     if invalid.is_empty() {
         return;
     }
@@ -258,7 +261,7 @@ fn pick_container(pod: &Pod, wanted: Option<&str>) -> Result<String, RunError> {
 /// The command line: the one given after `--`, else the container's `command` + `args` (with
 /// `$(VAR)` references expanded by the shell-free rules Kubernetes uses is left to a later
 /// version: they are passed as written).
-fn command_line(pod: &Pod, container: &str, given: &[String]) -> Result<Vec<String>, RunError> {
+pub(crate) fn command_line(pod: &Pod, container: &str, given: &[String]) -> Result<Vec<String>, RunError> {
     if !given.is_empty() {
         return Ok(given.to_vec());
     }
@@ -271,7 +274,7 @@ fn command_line(pod: &Pod, container: &str, given: &[String]) -> Result<Vec<Stri
     Ok(argv)
 }
 
-fn spawn(argv: &[String], env: &[(String, SecretBytes)]) -> Result<Child, RunError> {
+pub(crate) fn spawn(argv: &[String], env: &[(String, SecretBytes)]) -> Result<Child, RunError> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     for (name, value) in env {
@@ -285,14 +288,14 @@ fn spawn(argv: &[String], env: &[(String, SecretBytes)]) -> Result<Child, RunErr
     Ok(child)
 }
 
-fn send(child: &Child, sig: Signal) {
+pub(crate) fn send(child: &Child, sig: Signal) {
     if let Some(pid) = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
         let _ = rustix::process::kill_process(pid, sig);
     }
 }
 
 /// Stops the process: `SIGTERM`, then `SIGKILL` once the grace period is over.
-async fn stop(child: &mut Child, grace: Duration) {
+pub(crate) async fn stop(child: &mut Child, grace: Duration) {
     send(child, Signal::TERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         tracing::warn!(grace_s = grace.as_secs(), "the process did not stop in its grace period: killed");
@@ -300,7 +303,7 @@ async fn stop(child: &mut Child, grace: Duration) {
     }
 }
 
-fn exit_code(status: ExitStatus) -> i32 {
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }

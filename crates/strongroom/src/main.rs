@@ -57,6 +57,27 @@ struct DeliveryArgs {
     /// through the volume, so it follows updates).
     #[arg(long)]
     link_mounts: bool,
+    /// Restart a process when a Secret it uses (env or mounted volume) changes: SIGTERM, then
+    /// SIGKILL after the grace period.
+    #[arg(long, conflicts_with = "signal_on_change")]
+    restart_on_change: bool,
+    /// Send this signal (e.g. SIGHUP) to a process when a Secret it uses changes.
+    #[arg(long, value_parser = parse_signal)]
+    signal_on_change: Option<rustix::process::Signal>,
+    /// How long a stopping process may take before SIGKILL (default: the pod's
+    /// terminationGracePeriodSeconds, else 30s).
+    #[arg(long, value_parser = parse_duration)]
+    grace_period: Option<Duration>,
+}
+
+impl DeliveryArgs {
+    fn on_change(&self) -> strongroom_agent::run::OnChange {
+        match (self.restart_on_change, self.signal_on_change) {
+            (true, _) => strongroom_agent::run::OnChange::Restart,
+            (false, Some(sig)) => strongroom_agent::run::OnChange::Signal(sig),
+            (false, None) => strongroom_agent::run::OnChange::Nothing,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -66,6 +87,10 @@ struct AgentArgs {
     /// The directory of v1 Pod manifests (YAML or JSON, one per file), followed for changes.
     #[arg(long)]
     pods: PathBuf,
+    /// Also run each pod's containers as processes (their command and args), restarted as the
+    /// pod's restartPolicy says and on changes as --restart-on-change/--signal-on-change say.
+    #[arg(long)]
+    run_processes: bool,
 }
 
 #[derive(clap::Args)]
@@ -78,17 +103,6 @@ struct RunArgs {
     /// The container to run (default: the first).
     #[arg(short = 'c', long)]
     container: Option<String>,
-    /// Restart the process when a Secret it uses (env or mounted volume) changes: SIGTERM, then
-    /// SIGKILL after the grace period.
-    #[arg(long, conflicts_with = "signal_on_change")]
-    restart_on_change: bool,
-    /// Send this signal (e.g. SIGHUP) when a Secret the process uses changes.
-    #[arg(long, value_parser = parse_signal)]
-    signal_on_change: Option<rustix::process::Signal>,
-    /// How long a stopping process may take before SIGKILL (default: the pod's
-    /// terminationGracePeriodSeconds, else 30s).
-    #[arg(long, value_parser = parse_duration)]
-    grace_period: Option<Duration>,
     /// The command to run instead of the container's command and args.
     #[arg(last = true)]
     command: Vec<String>,
@@ -309,7 +323,13 @@ fn delivery_config(args: &DeliveryArgs, pods_dir: PathBuf) -> anyhow::Result<str
 }
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let config = delivery_config(&args.delivery, args.pods.clone())?;
+    let mut config = delivery_config(&args.delivery, args.pods.clone())?;
+    if args.run_processes {
+        config.processes = Some(strongroom_agent::agent::Processes {
+            on_change: args.delivery.on_change(),
+            grace_period: args.delivery.grace_period,
+        });
+    }
     let client = kube_client(args.delivery.kubeconfig.as_deref()).await?;
     let shutdown = async {
         let mut term =
@@ -326,18 +346,13 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let agent = delivery_config(&args.delivery, PathBuf::new())?;
     let client = kube_client(args.delivery.kubeconfig.as_deref()).await?;
-    let on_change = match (args.restart_on_change, args.signal_on_change) {
-        (true, _) => strongroom_agent::run::OnChange::Restart,
-        (false, Some(sig)) => strongroom_agent::run::OnChange::Signal(sig),
-        (false, None) => strongroom_agent::run::OnChange::Nothing,
-    };
     let config = strongroom_agent::run::RunConfig {
         agent,
         pod_file: args.file,
         container: args.container,
         command: args.command,
-        on_change,
-        grace_period: args.grace_period,
+        on_change: args.delivery.on_change(),
+        grace_period: args.delivery.grace_period,
     };
     Ok(strongroom_agent::run::run(client, config).await?)
 }

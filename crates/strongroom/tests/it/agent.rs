@@ -441,3 +441,39 @@ fn linked_mounts_and_sub_paths_follow_updates() {
     agent.remove_pod("linked.yaml");
     eventually("the links to be removed", ARRIVES, || (!whole.exists() && !single.exists()).then_some(()));
 }
+
+/// `--run-processes`: the agent runs each container as a process with its env, restarts it
+/// when its Secret changes and when it exits (restartPolicy Always), and stops it when the
+/// manifest is removed.
+#[test]
+fn the_agent_supervises_processes() {
+    let s = server();
+    s.kubectl(&["create", "secret", "generic", "db", "-n", "app", "--from-literal=password=v1"]).ok();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let crashes = work.path().join("crashes");
+    let pidfile = work.path().join("pid");
+    let agent = Agent::start(BIN, &s.kubeconfig(), &["--run-processes", "--restart-on-change", "--grace-period", "5s"]);
+    agent.write_pod(
+        "svc.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: svc, namespace: app}}\nspec:\n  containers:\n  - name: main\n    command: [sh, -c, 'echo $$ > {pid}; echo \"$DB_PASSWORD\" >> {out}; exec sleep 600']\n    env:\n    - name: DB_PASSWORD\n      valueFrom: {{secretKeyRef: {{name: db, key: password}}}}\n  - name: crasher\n    command: [sh, -c, 'echo x >> {crashes}; exit 3']\n",
+            pid = pidfile.display(),
+            out = out.display(),
+            crashes = crashes.display()
+        ),
+    );
+    wait_for_content(&out, "v1\n");
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"password":"v2"}}"#]).ok();
+    wait_for_content(&out, "v1\nv2\n");
+    eventually("the crashing container to be restarted", ARRIVES, || {
+        (read(&crashes).unwrap_or_default().lines().count() >= 2).then_some(())
+    });
+    let pid: i32 = read(&pidfile).unwrap().trim().parse().unwrap();
+    agent.remove_pod("svc.yaml");
+    eventually("the process to be stopped", ARRIVES, || {
+        (!Path::new(&format!("/proc/{pid}")).exists()
+            || read(Path::new(&format!("/proc/{pid}/stat"))).is_some_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+}

@@ -477,3 +477,74 @@ fn the_agent_supervises_processes() {
         .then_some(())
     });
 }
+
+/// `envFrom` with a prefix, `env` overriding it, `$(VAR)` expansion and a key that is not a
+/// valid variable name (skipped and reported), as the kubelet builds a container's environment.
+#[test]
+fn run_builds_the_environment_as_the_kubelet() {
+    let s = server();
+    s.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "cfg",
+        "-n",
+        "app",
+        "--from-literal=HOST=db.local",
+        "--from-literal=PORT=5432",
+        "--from-literal=1bad=x",
+    ])
+    .ok();
+    let root = tmpfs_dir("strongroom-run-");
+    let work = tempfile::tempdir().unwrap();
+    let pod = work.path().join("env.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: env, namespace: app}\nspec:\n  containers:\n  - name: main\n    envFrom:\n    - {secretRef: {name: cfg}}\n    - {prefix: DB_, secretRef: {name: cfg}}\n    env:\n    - {name: DB_PORT, value: '6432'}\n    - {name: URL, value: 'postgres://$(DB_HOST):$(DB_PORT)/$(NOPE)'}\n    - {name: LITERAL, value: '$$(DB_HOST)'}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .arg("--root")
+        .arg(root.path())
+        .arg("-f")
+        .arg(&pod)
+        .args(["--", "sh", "-c", "echo \"$DB_HOST|$DB_PORT|$URL|$LITERAL|$HOST|$(env | grep -c '^1bad=')\""])
+        .env("STRONGROOM_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // `1bad` is no variable name: skipped and reported; with the prefix, `DB_1bad` is one.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "db.local|6432|postgres://db.local:6432/$(NOPE)|$(DB_HOST)|db.local|0\n"
+    );
+    assert!(stderr.contains("invalid environment variable names") && stderr.contains("cfg[1bad]"), "{stderr}");
+}
+
+/// `--change-detection Get`: the Secret is read every sync period instead of watched.
+#[test]
+fn get_change_detection_polls() {
+    let s = server();
+    s.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "-n",
+        "app",
+        "--from-literal=password=v1",
+        "--from-literal=user=u",
+    ])
+    .ok();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &["--change-detection", "Get", "--sync-period", "1s"]);
+    agent.write_pod("web.yaml", WEB);
+    let vol = agent.volume("app", "web", "creds");
+    wait_for_content(&vol.join("db/password"), "v1");
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"password":"v2"}}"#]).ok();
+    wait_for_content(&vol.join("db/password"), "v2");
+    let audit = std::fs::read_to_string(s.data_dir().join("audit.log")).unwrap();
+    assert!(audit.contains(r#""verb":"get""#) && !audit.contains(r#""verb":"watch""#), "reads, and no watch");
+}

@@ -172,7 +172,14 @@ pub(crate) struct Agent {
     secrets: BTreeMap<SecretKey, SecretEntry>,
     /// `--run-processes`: one per (pod, container).
     processes: BTreeMap<(PodKey, String), Process>,
+    last_retry: Instant,
 }
+
+/// The key of a failed token request among a pod's failures.
+const TOKEN_FAILURE: &str = "(service account token)";
+
+/// How often volumes that failed are tried again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A container run as a process by `--run-processes`.
 struct Process {
@@ -209,6 +216,7 @@ impl Agent {
             pods: BTreeMap::new(),
             secrets: BTreeMap::new(),
             processes: BTreeMap::new(),
+            last_retry: Instant::now(),
         }
     }
 
@@ -265,6 +273,7 @@ impl Agent {
         match input {
             Input::ScanPods => {
                 self.scan_pods().await;
+                self.retry_failures().await;
                 self.reap_processes().await;
             }
             Input::Secret(update) => {
@@ -305,6 +314,20 @@ impl Agent {
                     self.sync_pod(&key).await;
                 }
             }
+        }
+    }
+
+    /// Syncs again, every [`RETRY_INTERVAL`], the pods a volume of which could not be set up
+    /// (a full tmpfs, a token request that failed), as the kubelet retries a failed mount.
+    async fn retry_failures(&mut self) {
+        if self.last_retry.elapsed() < RETRY_INTERVAL {
+            return;
+        }
+        self.last_retry = Instant::now();
+        let failing: Vec<PodKey> =
+            self.pods.iter().filter(|(_, p)| !p.failures.is_empty()).map(|(k, _)| k.clone()).collect();
+        for key in failing {
+            self.sync_pod(&key).await;
         }
     }
 
@@ -461,8 +484,11 @@ impl Agent {
             }
         }
         if let Err(e) = self.ensure_tokens(key, &pod).await {
-            self.report_failure(key, "(service account token)", format!("cannot request a service account token: {e}"));
+            self.report_failure(key, TOKEN_FAILURE, format!("cannot request a service account token: {e}"));
             return;
+        }
+        if let Some(state) = self.pods.get_mut(key) {
+            state.failures.remove(TOKEN_FAILURE);
         }
         let Some(state) = self.pods.get(key) else { return };
         let tokens: BTreeMap<TokenRequestSpec, SecretBytes> =

@@ -11,6 +11,8 @@ pub struct Agent {
     extra_args: Vec<String>,
     pods: tempfile::TempDir,
     root: tempfile::TempDir,
+    /// `--root`, when not the temporary directory above.
+    root_override: Option<PathBuf>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -26,6 +28,15 @@ pub fn tmpfs_dir(prefix: &str) -> tempfile::TempDir {
 impl Agent {
     /// Starts `bin agent` against the server of `kubeconfig`, node `node`.
     pub fn start(bin: impl Into<PathBuf>, kubeconfig: &Path, extra_args: &[&str]) -> Agent {
+        Self::start_inner(bin.into(), kubeconfig, None, extra_args)
+    }
+
+    /// Starts with `--root root` (a tmpfs the test made).
+    pub fn start_with_root(bin: impl Into<PathBuf>, kubeconfig: &Path, root: &Path, extra_args: &[&str]) -> Agent {
+        Self::start_inner(bin.into(), kubeconfig, Some(root.to_path_buf()), extra_args)
+    }
+
+    fn start_inner(bin: PathBuf, kubeconfig: &Path, root_override: Option<PathBuf>, extra_args: &[&str]) -> Agent {
         let pods = tempfile::Builder::new().prefix("strongroom-pods-").tempdir().expect("temp dir");
         let root = tmpfs_dir("strongroom-agent-");
         let log = pods
@@ -33,7 +44,8 @@ impl Agent {
             .join("..")
             .join(format!("{}.agent.log", pods.path().file_name().and_then(|n| n.to_str()).unwrap_or("agent")));
         let mut a = Agent {
-            bin: bin.into(),
+            bin,
+            root_override,
             kubeconfig: kubeconfig.to_path_buf(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             pods,
@@ -54,7 +66,7 @@ impl Agent {
             .arg("--pods")
             .arg(self.pods.path())
             .arg("--root")
-            .arg(self.root.path())
+            .arg(self.root())
             .args(["--node", "node-1"])
             .args(&self.extra_args)
             .env("STRONGROOM_LOG", "info,strongroom_agent=debug")
@@ -70,12 +82,12 @@ impl Agent {
     }
 
     pub fn root(&self) -> &Path {
-        self.root.path()
+        self.root_override.as_deref().unwrap_or(self.root.path())
     }
 
     /// `ROOT/pods/<namespace>/<pod>/volumes/<volume>`.
     pub fn volume(&self, namespace: &str, pod: &str, volume: &str) -> PathBuf {
-        self.root.path().join("pods").join(namespace).join(pod).join("volumes").join(volume)
+        self.root().join("pods").join(namespace).join(pod).join("volumes").join(volume)
     }
 
     /// Writes a manifest file into the pods directory (atomically: written aside, then renamed,

@@ -548,3 +548,58 @@ fn get_change_detection_polls() {
     let audit = std::fs::read_to_string(s.data_dir().join("audit.log")).unwrap();
     assert!(audit.contains(r#""verb":"get""#) && !audit.contains(r#""verb":"watch""#), "reads, and no watch");
 }
+
+/// A full tmpfs (ENOSPC) mid-write: the old version stays whole and visible, the error is
+/// reported, and the next write that fits succeeds (reliability.md §3.5 item 52). Needs root to
+/// mount a small tmpfs.
+#[test]
+fn a_full_tmpfs_keeps_the_old_version() {
+    if !rustix::process::geteuid().is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs this test as root (it mounts a tmpfs)");
+        eprintln!("a_full_tmpfs_keeps_the_old_version needs root to mount a tmpfs: not run");
+        return;
+    }
+    struct Mount(tempfile::TempDir);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+    let mount = Mount(tempfile::tempdir().unwrap());
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+        .arg(mount.0.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount a 64 KiB tmpfs");
+    let s = server();
+    let big = |c: char, n: usize| std::iter::repeat_n(c, n).collect::<String>();
+    s.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "-n",
+        "app",
+        &format!("--from-literal=blob={}", big('a', 30 * 1024)),
+    ])
+    .ok();
+    let agent = Agent::start_with_root(BIN, &s.kubeconfig(), mount.0.path(), &[]);
+    agent.write_pod(
+        "full.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: full, namespace: app}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - {name: v, secret: {secretName: db}}\n",
+    );
+    let vol = mount.0.path().join("pods/app/full/volumes/v");
+    wait_for_content(&vol.join("blob"), &big('a', 30 * 1024));
+    // 60 KiB more does not fit next to the 30 KiB in use.
+    let patch = format!(r#"{{"stringData":{{"blob":"{}"}}}}"#, big('b', 60 * 1024));
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", &patch]).ok();
+    eventually("the write failure to be reported", ARRIVES, || {
+        agent.log_text().lines().any(|l| l.contains("cannot write the volume")).then_some(())
+    });
+    assert_eq!(read(&vol.join("blob")).map(|b| b.len()), Some(30 * 1024), "the old version is whole");
+    let versions = names(&vol).into_iter().filter(|n| n.starts_with("..2")).count();
+    assert_eq!(versions, 1, "the partial version is removed: {:?}", names(&vol));
+    s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"blob":"small"}}"#]).ok();
+    wait_for_content(&vol.join("blob"), "small");
+}

@@ -603,3 +603,23 @@ fn a_full_tmpfs_keeps_the_old_version() {
     s.kubectl(&["patch", "secret", "db", "-n", "app", "-p", r#"{"stringData":{"blob":"small"}}"#]).ok();
     wait_for_content(&vol.join("blob"), "small");
 }
+
+/// An immutable Secret is read once and then no longer followed (it cannot change).
+#[test]
+fn immutable_secrets_are_read_once() {
+    let s = server();
+    s.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: frozen, namespace: app}\nimmutable: true\nstringData: {k: v}\n",
+    )
+    .ok();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod(
+        "frozen.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: frozen, namespace: app}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - {name: v, secret: {secretName: frozen}}\n",
+    );
+    wait_for_content(&agent.volume("app", "frozen", "v").join("k"), "v");
+    eventually("the watch to end", ARRIVES, || {
+        agent.log_text().contains("the secret is immutable: no longer watched").then_some(())
+    });
+}

@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod atomic_writer;
+pub mod credentials;
 pub mod env;
 pub mod events;
 pub mod run;

@@ -32,6 +32,21 @@ enum Command {
     Agent(AgentArgs),
     /// Run one container of a Pod manifest as a process, with its Secrets as files and env vars.
     Run(RunArgs),
+    /// A docker credential helper answering from a pod's imagePullSecrets (also invoked as
+    /// `docker-credential-strongroom ACTION`, with the pod and kubeconfig from the environment).
+    CredentialHelper(CredentialHelperArgs),
+}
+
+#[derive(clap::Args)]
+struct CredentialHelperArgs {
+    /// The kubeconfig to reach the API with (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "STRONGROOM_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The Pod manifest whose imagePullSecrets (else its ServiceAccount's) hold the credentials.
+    #[arg(short = 'f', long = "filename", env = "STRONGROOM_POD")]
+    file: Option<PathBuf>,
+    /// The credential helper action: get (server URL on stdin), list, store or erase (refused).
+    action: String,
 }
 
 /// Flags `strongroom agent` and `strongroom run` share.
@@ -257,7 +272,12 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    // Docker runs `docker-credential-<name> ACTION`: under that name the binary is the helper.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.first().and_then(|a| Path::new(a).file_name()).is_some_and(|n| n == "docker-credential-strongroom") {
+        argv.insert(1, "credential-helper".into());
+    }
+    let cli = Cli::parse_from(argv);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(serve(args)),
@@ -270,6 +290,11 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => runtime.block_on(agent(args)),
         Command::Run(args) => {
             let code = runtime.block_on(run(args))?;
+            drop(runtime);
+            std::process::exit(code);
+        }
+        Command::CredentialHelper(args) => {
+            let code = runtime.block_on(credential_helper(args))?;
             drop(runtime);
             std::process::exit(code);
         }
@@ -355,6 +380,40 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         grace_period: args.delivery.grace_period,
     };
     Ok(strongroom_agent::run::run(client, config).await?)
+}
+
+/// Serves one credential helper call; failures are printed on stdout, where docker reads them.
+async fn credential_helper(args: CredentialHelperArgs) -> anyhow::Result<i32> {
+    use std::io::{Read, Write};
+    use strongroom_agent::credentials;
+    // Read first: the caller writes the server URL and closes stdin whatever happens next.
+    let mut stdin = Vec::new();
+    if args.action == "get" {
+        std::io::stdin().read_to_end(&mut stdin).context("cannot read the server URL from stdin")?;
+    }
+    let entries = if credentials::needs_credentials(&args.action) {
+        let load = async {
+            let file = args.file.as_deref().context("no pod manifest: give -f POD.yaml or set STRONGROOM_POD")?;
+            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let pod = strongroom_agent::agent::parse_pod(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: not a v1 Pod manifest: {e}", file.display()))?;
+            let client = kube_client(args.kubeconfig.as_deref()).await?;
+            anyhow::Ok(credentials::pull_secret_entries(&client, &pod).await?)
+        };
+        match load.await {
+            Ok(entries) => entries,
+            Err(e) => {
+                println!("strongroom: {e:#}");
+                return Ok(1);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let (out, code) = credentials::helper_command(&args.action, &stdin, &entries);
+    let mut stdout = std::io::stdout();
+    stdout.write_all(out.expose()).and_then(|()| stdout.flush()).context("cannot write to stdout")?;
+    Ok(code)
 }
 
 /// A signal by name: `SIGHUP`, `HUP` or `hup`.

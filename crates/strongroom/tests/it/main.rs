@@ -12,6 +12,7 @@ mod kubectl;
 mod leaks;
 mod protocol;
 mod rbac_objects;
+mod registry;
 mod token_attacks;
 mod workflows;
 

@@ -175,6 +175,9 @@ pub(crate) struct Agent {
     last_retry: Instant,
 }
 
+/// The key of a failed registry credentials file among a pod's failures.
+const REGISTRY_FAILURE: &str = "(registry credentials)";
+
 /// The key of a failed token request among a pod's failures.
 const TOKEN_FAILURE: &str = "(service account token)";
 
@@ -527,11 +530,57 @@ impl Agent {
                 Err(e) => self.report_failure(key, &volume_name, format!("cannot write the volume: {e}")),
             }
         }
+        self.write_registry_auth(key, &pod, &known);
         if self.config.link_mounts {
             self.link_mounts(key);
         }
         if self.config.processes.is_some() {
             self.supervise(key).await;
+        }
+    }
+
+    /// `ROOT/pods/<namespace>/<pod>/registry/auth.json`: the credentials of the pod's
+    /// `imagePullSecrets`, merged in containers-auth.json form for podman, skopeo and buildah
+    /// (`--authfile`), mode 0600. Missing pull secrets are skipped, as the kubelet skips them.
+    fn write_registry_auth(&mut self, key: &PodKey, pod: &Pod, known: &BTreeMap<String, SecretData>) {
+        let names = crate::credentials::pull_secret_names(pod, None);
+        if names.is_empty() {
+            return;
+        }
+        let mut entries = Vec::new();
+        for name in &names {
+            let Some(secret) = known.get(name) else {
+                tracing::warn!(pod = %key, secret = %name, "an image pull secret is missing: skipped");
+                continue;
+            };
+            match crate::credentials::parse_pull_secret(secret) {
+                Ok(e) => entries.extend(e),
+                Err(e) => {
+                    self.report_failure(key, REGISTRY_FAILURE, e.to_string());
+                    return;
+                }
+            }
+        }
+        let uid =
+            pod.spec.as_ref().and_then(|s| s.security_context.as_ref()).and_then(|c| c.run_as_user).map(|u| u as u32);
+        let file = crate::atomic_writer::FileProjection {
+            data: crate::credentials::containers_auth_json(&entries),
+            mode: 0o600,
+            uid,
+            gid: None,
+        };
+        let payload = crate::atomic_writer::Payload::from([("auth.json".to_string(), file)]);
+        let rel = ["pods", key.namespace.as_str(), key.name.as_str(), "registry"];
+        match AtomicWriter::open_beneath(&self.config.root, &rel).and_then(|w| w.write(&payload)) {
+            Ok(outcome) => {
+                if outcome.changed {
+                    tracing::info!(pod = %key, registries = entries.len(), "registry credentials updated");
+                }
+                if let Some(state) = self.pods.get_mut(key) {
+                    state.failures.remove(REGISTRY_FAILURE);
+                }
+            }
+            Err(e) => self.report_failure(key, REGISTRY_FAILURE, format!("cannot write auth.json: {e}")),
         }
     }
 

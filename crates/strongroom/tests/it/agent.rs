@@ -623,3 +623,57 @@ fn immutable_secrets_are_read_once() {
         agent.log_text().contains("the secret is immutable: no longer watched").then_some(())
     });
 }
+
+/// The pod's image pull secrets as a containers-auth.json (for podman, skopeo, buildah), kept
+/// current like a volume.
+#[test]
+fn registry_credentials_are_written_as_auth_json() {
+    let s = server();
+    s.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "-n",
+        "app",
+        "--docker-server=registry.example:5000",
+        "--docker-username=bob",
+        "--docker-password=p1",
+    ])
+    .ok();
+    let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
+    agent.write_pod(
+        "pull.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: pull, namespace: app}\nspec:\n  imagePullSecrets: [{name: regcred}]\n  containers: [{name: c, image: registry.example:5000/app:1}]\n",
+    );
+    let auth = agent.root().join("pods/app/pull/registry/auth.json");
+    let expected = |password: &str| {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("bob:{password}"));
+        format!(r#"{{"auths":{{"registry.example:5000":{{"auth":"{token}"}}}}}}"#)
+    };
+    eventually("auth.json", ARRIVES, || {
+        read(&auth)
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+            .filter(|v| *v == serde_json::from_str::<serde_json::Value>(&expected("p1")).unwrap())
+    });
+    assert_eq!(mode(&auth), 0o600);
+    s.kubectl(&["delete", "secret", "regcred", "-n", "app"]).ok();
+    s.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "-n",
+        "app",
+        "--docker-server=registry.example:5000",
+        "--docker-username=bob",
+        "--docker-password=p2",
+    ])
+    .ok();
+    eventually("the new password in auth.json", ARRIVES, || {
+        read(&auth)
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+            .filter(|v| *v == serde_json::from_str::<serde_json::Value>(&expected("p2")).unwrap())
+    });
+}

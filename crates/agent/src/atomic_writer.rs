@@ -1416,6 +1416,60 @@ mod tests {
         }
     }
 
+    /// Item 48 under racing timing: while the writer writes 400 versions, an attacker thread
+    /// keeps swapping `..data`, `..data_tmp`, visible names and stale version names for symlinks
+    /// to an outside directory. Writes may fail (the attacker wins a race), but nothing outside
+    /// is ever written, chmodded or deleted, and a final write with the attacker gone is whole.
+    #[test]
+    fn racing_symlink_swaps_never_reach_outside() {
+        let outside = Outside::new();
+        let (_root, writer) = target();
+        let dir = writer.path().to_path_buf();
+        let stop = Arc::new(AtomicBool::new(false));
+        let attacker = {
+            let (dir, out, stop) = (dir.clone(), outside.path().to_path_buf(), stop.clone());
+            std::thread::spawn(move || {
+                let names = [
+                    DATA_DIR_NAME,
+                    NEW_DATA_DIR_NAME,
+                    NEW_LINK_NAME,
+                    "a",
+                    "d",
+                    "..2020_01_01_00_00_00.000000000_STALE1",
+                ];
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let name = names[i % names.len()];
+                    let target = if i % 2 == 0 { out.clone() } else { out.join("secret") };
+                    let path = dir.join(name);
+                    let _ = fs::remove_file(&path);
+                    let _ = symlink(&target, &path);
+                    i += 1;
+                }
+            })
+        };
+        let versions: Vec<Payload> = (0..400)
+            .map(|i| {
+                let n = i.to_string();
+                payload(&[("a", n.as_bytes(), 0o644), ("d/b", n.as_bytes(), 0o600)])
+            })
+            .collect();
+        let mut failed = 0;
+        for v in &versions {
+            if writer.write(v).is_err() {
+                failed += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        attacker.join().expect("attacker");
+        outside.assert_untouched("racing swaps");
+        let last = payload(&[("a", b"last", 0o644), ("d/b", b"last", 0o600)]);
+        writer.write(&last).expect("a write with the attacker gone");
+        assert_consistent(&dir, &last);
+        outside.assert_untouched("racing swaps, then a clean write");
+        assert!(failed < versions.len(), "some writes succeeded during the race");
+    }
+
     #[test]
     fn open_beneath_never_follows_a_symlink() {
         let root = tempfile::tempdir().expect("root");

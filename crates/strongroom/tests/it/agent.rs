@@ -522,6 +522,8 @@ fn run_builds_the_environment_as_the_kubelet() {
         "db.local|6432|postgres://db.local:6432/$(NOPE)|$(DB_HOST)|db.local|0\n"
     );
     assert!(stderr.contains("invalid environment variable names") && stderr.contains("cfg[1bad]"), "{stderr}");
+    // The resolved values never reach the log (reliability.md §3.5 item 54).
+    assert!(!stderr.contains("db.local") && !stderr.contains("5432"), "{stderr}");
 }
 
 /// `--change-detection Get`: the Secret is read every sync period instead of watched.
@@ -638,7 +640,7 @@ fn registry_credentials_are_written_as_auth_json() {
         "app",
         "--docker-server=registry.example:5000",
         "--docker-username=bob",
-        "--docker-password=p1",
+        "--docker-password=pw-canary-7f3a9c",
     ])
     .ok();
     let agent = Agent::start(BIN, &s.kubeconfig(), &[]);
@@ -655,7 +657,7 @@ fn registry_credentials_are_written_as_auth_json() {
     eventually("auth.json", ARRIVES, || {
         read(&auth)
             .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
-            .filter(|v| *v == serde_json::from_str::<serde_json::Value>(&expected("p1")).unwrap())
+            .filter(|v| *v == serde_json::from_str::<serde_json::Value>(&expected("pw-canary-7f3a9c")).unwrap())
     });
     assert_eq!(mode(&auth), 0o600);
     s.kubectl(&["delete", "secret", "regcred", "-n", "app"]).ok();
@@ -676,4 +678,9 @@ fn registry_credentials_are_written_as_auth_json() {
             .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
             .filter(|v| *v == serde_json::from_str::<serde_json::Value>(&expected("p2")).unwrap())
     });
+    // Credentials never reach the agent's log, plain or encoded.
+    let log = agent.log_text();
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("bob:pw-canary-7f3a9c");
+    assert!(!log.contains("pw-canary-7f3a9c") && !log.contains(&encoded), "{log}");
 }

@@ -426,8 +426,11 @@ pub fn admit_rbac_write(
             let rules: Vec<PolicyRule> =
                 serde_json::from_value(new.get("rules").cloned().unwrap_or(Value::Null)).unwrap_or_default();
             confirm_no_escalation(server, user, resource, namespace, names, &rules)?;
-            if new.get("aggregationRule").is_some_and(|a| !a.is_null()) {
-                // An aggregation rule can gather anything: it takes full authority.
+            let aggregates = |o: &Value| o.get("aggregationRule").is_some_and(|a| !a.is_null());
+            if aggregates(new) || old.is_some_and(aggregates) {
+                // An aggregation rule can gather anything (and removing one stops a role from
+                // following its components): setting, changing or removing one takes full
+                // authority, as in kube-apiserver.
                 let full = vec![
                     PolicyRule {
                         verbs: vec!["*".into()],

@@ -1179,5 +1179,20 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Bytes) -> Result<Resp, ApiEr
     }
     let items: Vec<&ServedObject> = deleted.iter().filter_map(|o| o.body.as_ref().ok()).collect();
     let rv = ctx.server.store.cache().revision().to_string();
-    Ok(codec::json_response(StatusCode::OK, list_json(info.list_kind, &info.api_version(), &rv, None, None, &items)))
+    let list = list_json(info.list_kind, &info.api_version(), &rv, None, None, &items);
+    let value_fields = ctx.strategy.value_fields();
+    if value_fields.is_empty() {
+        return Ok(codec::json_response(StatusCode::OK, list));
+    }
+    // As a single delete answers a Secret with a Status, the deleted Secrets come back without
+    // their values: permission to delete is not permission to read.
+    let mut list: Value = serde_json::from_slice(&Bytes::from(list)).map_err(|e| ApiError::internal(e.to_string()))?;
+    for item in list.get_mut("items").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(obj) = item.as_object_mut() {
+            for field in value_fields {
+                obj.remove(*field);
+            }
+        }
+    }
+    Ok(codec::value_response(StatusCode::OK, &list))
 }

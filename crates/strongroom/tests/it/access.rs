@@ -1061,6 +1061,12 @@ fn edits_that_keep_rules_and_role_ref_cannot_escalate() {
     let run = s.kubectl_as(&mallory, &["apply", "--server-side", "-f", file.to_str().unwrap()]);
     assert!(run.fails().contains(r#"User "mallory" cannot create resource "secrets""#), "{}", run.desc);
     s.kubectl(&["get", "secret", "planted"]).fails();
+    // Removing an aggregationRule (which freezes a role that should follow its components)
+    // takes full authority, like setting one.
+    let aggregated = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: follows\naggregationRule:\n  clusterRoleSelectors: [{matchLabels: {team: none}}]\nrules: []\n";
+    s.kubectl_stdin(&["create", "-f", "-"], aggregated).ok();
+    s.kubectl_as(&mallory, &["patch", "clusterrole", "follows", "--type=merge", "-p", r#"{"aggregationRule":null}"#])
+        .stderr_is("Error from server (Forbidden): clusterroles.rbac.authorization.k8s.io \"follows\" is forbidden: must have cluster-admin privileges to use the aggregationRule\n");
 }
 
 // ------------------------------------------------------------------------------------------------

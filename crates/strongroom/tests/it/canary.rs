@@ -334,6 +334,11 @@ async fn canaries_never_reach_logs_audit_error_bodies_or_metrics() {
         let a = get(path, accept).await;
         sw.value_free(case, &a, 200);
     }
+    // A delete-collection (dry run) answers the deleted Secrets without their values, as a single
+    // delete answers a Status: permission to delete is not permission to read.
+    let a = https(&s, Some(admin), "DELETE", &format!("{SECRETS}?dryRun=All"), &[("Accept", JSON)], b"").await;
+    sw.value_free("delete-collection of secrets (dry run)", &a, 200);
+    sw.must_hold("delete-collection of secrets (dry run)", a.body.as_bytes(), "\"name\":\"lit\"");
 
     // ---- Writes, and every way they can fail ----------------------------------------------------
     let patched = sw.canary("a patched value");

@@ -277,7 +277,7 @@ fn patch_types_label_and_no_op() {
         "-p",
         r#"[{"op":"move","from":"/data","path":"/metadata/labels"}]"#,
     ])
-    .fails();
+    .stderr_is("Error from server (BadRequest): the JSON patch may not copy or move \"/data\" to \"/metadata/labels\": the values of a Secret may only be moved or copied between keys of data and stringData\n");
 }
 
 #[test]

@@ -480,6 +480,8 @@ fn certificates_from_other_cas_expired_or_without_client_auth_are_rejected() {
         ("expired", client_cert(&ca, "expired", &["system:masters"], Validity::Past, true)),
         ("future", client_cert(&ca, "future", &["system:masters"], Validity::Future, true)),
         ("server-only", client_cert(&ca, "server-only", &["system:masters"], Validity::Current, false)),
+        // The CA's own certificate (and key) is no client certificate.
+        ("the-ca", (ca_cert.clone(), std::fs::read_to_string(s.data_dir().join("ca.key")).unwrap())),
     ] {
         // As kube-apiserver: the connection is made, and the request is Unauthorized.
         let kubeconfig = cert_kubeconfig(&s, name, &cert);

@@ -1440,7 +1440,7 @@ mod tests {
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     let name = names[i % names.len()];
-                    let target = if i % 2 == 0 { out.clone() } else { out.join("secret") };
+                    let target = if i.is_multiple_of(2) { out.clone() } else { out.join("secret") };
                     let path = dir.join(name);
                     let _ = fs::remove_file(&path);
                     let _ = symlink(&target, &path);

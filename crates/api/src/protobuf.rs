@@ -105,6 +105,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         ("v1", "Secret") => object::<Secret>("Secret", raw)?,
         ("v1", "Namespace") => object::<Namespace>("Namespace", raw)?,
         ("v1", "ServiceAccount") => object::<ServiceAccount>("ServiceAccount", raw)?,
+        ("v1", "Event") => object::<Event>("Event", raw)?,
         (RBAC_V1, "Role") => object::<Role>("Role", raw)?,
         (RBAC_V1, "ClusterRole") => object::<ClusterRole>("ClusterRole", raw)?,
         (RBAC_V1, "RoleBinding") => object::<RoleBinding>("RoleBinding", raw)?,
@@ -342,6 +343,14 @@ impl JsonObject {
         Ok(())
     }
 
+    /// A `metav1.MicroTime`; `path` names it in errors.
+    fn micro_time(&mut self, key: &str, value: &Option<MicroTime>, path: &'static str) -> Result<(), InvalidField> {
+        if let Some(time) = value.as_ref().map(|t| t.rfc3339(path)).transpose()?.flatten() {
+            self.insert(key, Value::String(time));
+        }
+        Ok(())
+    }
+
     /// A `metav1.Time` or `*metav1.Time`; `path` names it in errors.
     fn time(&mut self, key: &str, value: &Option<Time>, path: &'static str) -> Result<(), InvalidField> {
         if let Some(time) = value.as_ref().map(|t| t.rfc3339(path)).transpose()?.flatten() {
@@ -485,6 +494,42 @@ impl Time {
         }
         let timestamp = jiff::Timestamp::from_second(seconds).map_err(|_| out_of_range)?;
         Ok(Some(timestamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
+    }
+}
+
+/// `metav1.MicroTime`, on the wire a `Timestamp` like [`Time`] but with its `nanos` kept.
+#[derive(Clone, PartialEq, Message)]
+struct MicroTime {
+    #[prost(int64, optional, tag = "1")]
+    seconds: Option<i64>,
+    #[prost(int32, optional, tag = "2")]
+    nanos: Option<i32>,
+}
+
+impl MicroTime {
+    /// The JSON form (RFC 3339 UTC with six fractional digits, as Go's `RFC3339Micro`), or `None`
+    /// for the zero time.
+    ///
+    /// The apiserver reads a MicroTime as `time.Unix(seconds, nanos)` (which carries `nanos`
+    /// outside a second over into `seconds`) and writes it to the microsecond, truncated.
+    fn rfc3339(&self, path: &'static str) -> Result<Option<String>, InvalidField> {
+        const NANOS_PER_SECOND: i128 = 1_000_000_000;
+        if self.seconds.is_none() && self.nanos.is_none() {
+            return Ok(None);
+        }
+        let total = i128::from(self.seconds.unwrap_or(0)) * NANOS_PER_SECOND + i128::from(self.nanos.unwrap_or(0));
+        if total == i128::from(Time::GO_ZERO_UNIX) * NANOS_PER_SECOND {
+            return Ok(None);
+        }
+        let out_of_range = InvalidField { field: path, problem: "is outside 0001-01-01 to 9999-12-30" };
+        let range =
+            i128::from(Time::GO_ZERO_UNIX) * NANOS_PER_SECOND..(i128::from(Time::MAX_UNIX) + 1) * NANOS_PER_SECOND;
+        if !range.contains(&total) {
+            return Err(out_of_range);
+        }
+        let micros = total.div_euclid(1000) * 1000;
+        let timestamp = jiff::Timestamp::from_nanosecond(micros).map_err(|_| out_of_range)?;
+        Ok(Some(timestamp.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()))
     }
 }
 
@@ -855,6 +900,98 @@ impl ToJson for ObjectReference {
         o.string("apiVersion", &self.api_version);
         o.string("resourceVersion", &self.resource_version);
         o.string("fieldPath", &self.field_path);
+        Ok(o)
+    }
+}
+
+/// `core/v1 Event`. `message` is free text from the reporter; like every value here it never
+/// reaches an error.
+#[derive(Clone, PartialEq, Message)]
+struct Event {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    involved_object: Option<ObjectReference>,
+    #[prost(string, optional, tag = "3")]
+    reason: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    message: Option<String>,
+    #[prost(message, optional, tag = "5")]
+    source: Option<EventSource>,
+    #[prost(message, optional, tag = "6")]
+    first_timestamp: Option<Time>,
+    #[prost(message, optional, tag = "7")]
+    last_timestamp: Option<Time>,
+    #[prost(int32, optional, tag = "8")]
+    count: Option<i32>,
+    #[prost(string, optional, tag = "9")]
+    r#type: Option<String>,
+    #[prost(message, optional, tag = "10")]
+    event_time: Option<MicroTime>,
+    #[prost(message, optional, tag = "11")]
+    series: Option<EventSeries>,
+    #[prost(string, optional, tag = "12")]
+    action: Option<String>,
+    #[prost(message, optional, tag = "13")]
+    related: Option<ObjectReference>,
+    #[prost(string, optional, tag = "14")]
+    reporting_component: Option<String>,
+    #[prost(string, optional, tag = "15")]
+    reporting_instance: Option<String>,
+}
+
+impl ToJson for Event {
+    fn to_json(&self) -> Result<JsonObject, InvalidField> {
+        let mut o = JsonObject::default();
+        o.message("metadata", &self.metadata)?;
+        o.message("involvedObject", &self.involved_object)?;
+        o.string("reason", &self.reason);
+        o.string("message", &self.message);
+        o.message("source", &self.source)?;
+        o.time("firstTimestamp", &self.first_timestamp, "firstTimestamp")?;
+        o.time("lastTimestamp", &self.last_timestamp, "lastTimestamp")?;
+        o.int("count", self.count.map(i64::from));
+        o.string("type", &self.r#type);
+        o.micro_time("eventTime", &self.event_time, "eventTime")?;
+        o.pointer_message("series", &self.series)?;
+        o.string("action", &self.action);
+        o.pointer_message("related", &self.related)?;
+        o.string("reportingComponent", &self.reporting_component);
+        o.string("reportingInstance", &self.reporting_instance);
+        Ok(o)
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct EventSource {
+    #[prost(string, optional, tag = "1")]
+    component: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    host: Option<String>,
+}
+
+impl ToJson for EventSource {
+    fn to_json(&self) -> Result<JsonObject, InvalidField> {
+        let mut o = JsonObject::default();
+        o.string("component", &self.component);
+        o.string("host", &self.host);
+        Ok(o)
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct EventSeries {
+    #[prost(int32, optional, tag = "1")]
+    count: Option<i32>,
+    #[prost(message, optional, tag = "2")]
+    last_observed_time: Option<MicroTime>,
+}
+
+impl ToJson for EventSeries {
+    fn to_json(&self) -> Result<JsonObject, InvalidField> {
+        let mut o = JsonObject::default();
+        o.int("count", self.count.map(i64::from));
+        o.micro_time("lastObservedTime", &self.last_observed_time, "series.lastObservedTime")?;
         Ok(o)
     }
 }
@@ -2185,6 +2322,101 @@ mod tests {
             assert_eq!(
                 created(Time { seconds: Some(seconds), nanos: None }),
                 Err("Namespace field metadata.creationTimestamp is outside 0001-01-01 to 9999-12-30".to_owned())
+            );
+        }
+    }
+
+    /// A core/v1 Event as client-go's typed client sends it (gogo: every non-pointer field
+    /// present, zero values included), with a MicroTime and a series.
+    fn gogo_event() -> Event {
+        let reference = |kind: &str, name: &str| ObjectReference {
+            kind: s(kind),
+            namespace: s("app"),
+            name: s(name),
+            uid: s(""),
+            api_version: s("v1"),
+            resource_version: s(""),
+            field_path: s(""),
+        };
+        Event {
+            metadata: Some(gogo_meta("db.17f0c1d2e3a4b5c6", "app")),
+            involved_object: Some(reference("Secret", "db")),
+            reason: s("SecretUpdated"),
+            message: s("delivered resourceVersion 42 to /run/secrets/db"),
+            source: Some(EventSource { component: s(""), host: s("") }),
+            first_timestamp: Some(Time::default()),
+            last_timestamp: Some(Time::default()),
+            count: Some(0),
+            r#type: s("Normal"),
+            event_time: Some(MicroTime { seconds: Some(1_735_787_045), nanos: Some(123_456_789) }),
+            series: Some(EventSeries {
+                count: Some(2),
+                last_observed_time: Some(MicroTime { seconds: Some(1_735_787_046), nanos: Some(0) }),
+            }),
+            action: s("Deliver"),
+            related: None,
+            reporting_component: s("strongroom-agent"),
+            reporting_instance: s("node-1"),
+        }
+    }
+
+    #[test]
+    fn event_decodes_with_micro_times_and_its_series() {
+        assert_eq!(
+            decoded(&body("v1", "Event", &gogo_event())),
+            json!({
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": "db.17f0c1d2e3a4b5c6", "namespace": "app"},
+                "involvedObject": {"kind": "Secret", "namespace": "app", "name": "db", "apiVersion": "v1"},
+                "reason": "SecretUpdated",
+                "message": "delivered resourceVersion 42 to /run/secrets/db",
+                "type": "Normal",
+                "eventTime": "2025-01-02T03:04:05.123456Z",
+                "series": {"count": 2, "lastObservedTime": "2025-01-02T03:04:06.000000Z"},
+                "action": "Deliver",
+                "reportingComponent": "strongroom-agent",
+                "reportingInstance": "node-1",
+            })
+        );
+    }
+
+    #[test]
+    fn event_old_style_keeps_source_count_and_timestamps() {
+        let mut event = gogo_event();
+        event.source = Some(EventSource { component: s("kubelet"), host: s("node-1") });
+        event.first_timestamp = Some(Time { seconds: Some(1_735_787_045), nanos: Some(0) });
+        event.last_timestamp = Some(Time { seconds: Some(1_735_787_100), nanos: Some(0) });
+        event.count = Some(3);
+        event.event_time = Some(MicroTime::default());
+        event.series = None;
+        event.related = Some(ObjectReference { kind: s("Pod"), name: s("web"), ..ObjectReference::default() });
+        let json = decoded(&body("v1", "Event", &event));
+        assert_eq!(json["source"], json!({"component": "kubelet", "host": "node-1"}));
+        assert_eq!(json["firstTimestamp"], "2025-01-02T03:04:05Z");
+        assert_eq!(json["lastTimestamp"], "2025-01-02T03:05:00Z");
+        assert_eq!(json["count"], 3);
+        assert_eq!(json["related"], json!({"kind": "Pod", "name": "web"}));
+        assert!(json.get("eventTime").is_none(), "an empty MicroTime is unset: {json}");
+        assert!(json.get("series").is_none(), "{json}");
+    }
+
+    #[test]
+    fn micro_times_follow_the_apiserver() {
+        let at = |seconds: Option<i64>, nanos: Option<i32>| {
+            MicroTime { seconds, nanos }.rfc3339("eventTime").map_err(|e| format!("{} {}", e.field, e.problem))
+        };
+        assert_eq!(at(None, None), Ok(None), "an empty MicroTime is unset");
+        assert_eq!(at(Some(Time::GO_ZERO_UNIX), Some(0)), Ok(None), "Go's zero time is unset");
+        assert_eq!(at(Some(0), Some(999)), Ok(Some("1970-01-01T00:00:00.000000Z".to_owned())), "truncated");
+        assert_eq!(at(Some(0), Some(1_500_000_000)), Ok(Some("1970-01-01T00:00:01.500000Z".to_owned())));
+        assert_eq!(at(Some(1), Some(-1)), Ok(Some("1970-01-01T00:00:00.999999Z".to_owned())));
+        assert_eq!(at(Some(Time::MAX_UNIX), Some(999_999_999)), Ok(Some("9999-12-30T22:00:00.999999Z".to_owned())));
+        for (seconds, nanos) in [(Time::MAX_UNIX + 1, 0), (Time::GO_ZERO_UNIX, -1), (i64::MAX, 0), (i64::MIN, 0)] {
+            assert_eq!(
+                at(Some(seconds), Some(nanos)),
+                Err("eventTime is outside 0001-01-01 to 9999-12-30".to_owned()),
+                "{seconds} {nanos}"
             );
         }
     }

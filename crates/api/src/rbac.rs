@@ -731,7 +731,7 @@ fn aggregated_cluster_role(name: &str, label: Option<&str>, selects: &str) -> Va
 
 /// The ClusterRoles kube-apiserver creates at startup, with Kubernetes' names, labels,
 /// annotations and aggregation, their rules narrowed to the resources strongroom serves
-/// (secrets, serviceaccounts and their tokens, namespaces, RBAC, access reviews). `admin`,
+/// (secrets, serviceaccounts and their tokens, namespaces, events, RBAC, access reviews). `admin`,
 /// `edit` and `view` carry no rules: aggregation fills them.
 pub fn bootstrap_cluster_roles() -> Vec<Value> {
     const RW: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -756,7 +756,7 @@ pub fn bootstrap_cluster_roles() -> Vec<Value> {
             vec![
                 resource_rule(&[""], &["secrets"], READ),
                 resource_rule(&[""], &["serviceaccounts"], &["impersonate"]),
-                resource_rule(&[""], &["secrets", "serviceaccounts"], WRITE),
+                resource_rule(&[""], &["events", "secrets", "serviceaccounts"], WRITE),
                 resource_rule(&[""], &["serviceaccounts/token"], &["create"]),
             ],
         ),
@@ -765,7 +765,7 @@ pub fn bootstrap_cluster_roles() -> Vec<Value> {
             Some(AGGREGATE_TO_VIEW),
             vec![
                 resource_rule(&[""], &["serviceaccounts"], READ),
-                resource_rule(&[""], &["namespaces/status"], READ),
+                resource_rule(&[""], &["events", "namespaces/status"], READ),
                 resource_rule(&[""], &["namespaces"], READ),
             ],
         ),
@@ -1551,6 +1551,12 @@ mod tests {
         assert!(!can(&view, req("list", "team", "", "secrets", "", "")));
         assert!(can(&view, req("list", "team", "", "serviceaccounts", "", "")));
         assert!(!can(&view, req("create", "team", "", "serviceaccounts", "token", "default")));
+        for verb in ["get", "list", "watch"] {
+            assert!(can(&view, req(verb, "team", "", "events", "", "")), "view can {verb} events");
+        }
+        for verb in ["create", "update", "patch", "delete", "deletecollection"] {
+            assert!(!can(&view, req(verb, "team", "", "events", "", "")), "view cannot {verb} events");
+        }
         // Kubernetes' request info puts a namespace's own name in the namespace attribute, so a
         // RoleBinding lets its subjects get the namespace it lives in, and no other.
         assert!(can(&view, req("get", "team", "", "namespaces", "", "team")));
@@ -1563,6 +1569,12 @@ mod tests {
         assert!(can(&edit, req("create", "team", "", "serviceaccounts", "token", "default")));
         assert!(can(&edit, req("impersonate", "team", "", "serviceaccounts", "", "default")));
         assert!(can(&edit, req("list", "team", "", "serviceaccounts", "", "")), "edit includes view");
+        // Since Kubernetes 1.22 (kubernetes#102858) editors may write Events, and read them
+        // through view.
+        for verb in ["create", "update", "patch", "delete", "deletecollection", "get", "list", "watch"] {
+            assert!(can(&edit, req(verb, "team", "", "events", "", "")), "edit can {verb} events");
+        }
+        assert!(!can(&edit, req("create", "other", "", "events", "", "")), "only in the bound namespace");
         assert!(!can(&edit, req("create", "team", RBAC_GROUP, "roles", "", "")));
 
         let admin = bound("admin");
@@ -1570,6 +1582,7 @@ mod tests {
         assert!(can(&admin, req("delete", "team", RBAC_GROUP, "rolebindings", "", "x")));
         assert!(can(&admin, req("create", "team", "authorization.k8s.io", "localsubjectaccessreviews", "", "")));
         assert!(can(&admin, req("update", "team", "", "secrets", "", "s")), "admin includes edit");
+        assert!(can(&admin, req("create", "team", "", "events", "", "")), "admin includes edit");
         assert!(!can(&admin, req("escalate", "team", RBAC_GROUP, "roles", "", "x")));
         assert!(!can(&admin, req("delete", "team", "", "namespaces", "", "team")));
 

@@ -3,6 +3,9 @@
 //! every start), a `default` ServiceAccount in every namespace, and ClusterRole aggregation
 //! (`aggregationRule` → `rules`). They react to the watch cache's events, so a new namespace has
 //! its ServiceAccount and a labelled ClusterRole is aggregated within milliseconds.
+//!
+//! Apart from them, [`expire_events`] deletes Events once their time to live has passed, as the
+//! etcd lease kube-apiserver stores each Event under (`--event-ttl`) does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use strongroom_storage::cache::{WatchEnd, WatchStart};
 
 use crate::ApiServer;
 use crate::object::{Access, ServedObject};
+use crate::registry::event;
 use crate::registry::serviceaccount::default_service_account;
 
 const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
@@ -191,5 +195,111 @@ async fn aggregate_cluster_roles(server: &ApiServer) {
             Ok(_) | Err(StoreError::Conflict { .. }) => {}
             Err(e) => tracing::warn!(role = %obj.name, error = %e, "cannot aggregate cluster role"),
         }
+    }
+}
+
+/// How long Events are kept after their last activity: kube-apiserver's `--event-ttl` default.
+pub const DEFAULT_EVENT_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// The longest wait between two looks for expired Events.
+const EVENT_EXPIRY_PERIOD: Duration = Duration::from_secs(60);
+
+/// How often [`expire_events`] looks: every minute, or every `ttl` when that is shorter (never
+/// more often than every second), so an Event outlives its time to live by at most one period.
+fn event_expiry_period(ttl: Duration) -> Duration {
+    ttl.clamp(Duration::from_secs(1), EVENT_EXPIRY_PERIOD)
+}
+
+/// Deletes every Event whose last activity ([`event::last_activity`]) is `ttl` or more in the
+/// past, at start and then every [`event_expiry_period`], until the server stops. A zero `ttl`
+/// keeps Events forever, as kube-apiserver does with `--event-ttl=0` (no lease).
+pub async fn expire_events(server: Arc<ApiServer>, ttl: Duration) {
+    if ttl.is_zero() {
+        return;
+    }
+    let mut shutdown = server.shutdown.clone();
+    let mut ticks = tokio::time::interval(event_expiry_period(ttl));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let deleted = delete_expired_events(&server, ttl, jiff::Timestamp::now().as_second()).await;
+        if deleted > 0 {
+            tracing::debug!(deleted, "deleted expired events");
+        }
+    }
+}
+
+/// The Events whose last activity is `ttl` or more before `now` (Unix seconds), with the revision
+/// they were seen at. An Event that cannot be decrypted or read is left for an operator, as a
+/// corrupt object is everywhere else.
+fn expired_events(server: &ApiServer, ttl: Duration, now: i64) -> Vec<(ObjectKey, u64)> {
+    let snapshot = server.store.cache().snapshot();
+    let Ok(prefix) = ObjectKey::prefix(event::INFO.plural, None) else { return Vec::new() };
+    snapshot
+        .under(&prefix, None)
+        .filter(|(_, cached)| cached.body.as_ref().is_ok_and(|obj| is_expired(obj.json.expose(), ttl, now)))
+        .map(|(key, cached)| (key.clone(), cached.revision))
+        .collect()
+}
+
+/// Whether the Event `json` was last active `ttl` or more before `now` (Unix seconds). An Event
+/// without any timestamp cannot be judged and is kept.
+fn is_expired(json: &[u8], ttl: Duration, now: i64) -> bool {
+    let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    event::last_activity(json).is_some_and(|last| now.saturating_sub(last) >= ttl)
+}
+
+/// How many expired Events are deleted at once: enough to share group commits, few enough to
+/// leave the committer to clients.
+const EVENT_DELETES_IN_FLIGHT: usize = 32;
+
+/// Deletes the expired Events; returns how many were deleted. Each delete is conditional on the
+/// revision that was judged, so an Event updated meanwhile is judged again at the next look.
+async fn delete_expired_events(server: &ApiServer, ttl: Duration, now: i64) -> usize {
+    use futures::StreamExt as _;
+    let outcomes: Vec<Result<bool, StoreError>> = futures::stream::iter(expired_events(server, ttl, now))
+        .map(|(key, revision)| async move {
+            match server.store.delete(&key, Some(revision)).await {
+                Ok(_) => Ok(true),
+                Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(EVENT_DELETES_IN_FLIGHT)
+        .collect()
+        .await;
+    if let Some(Err(e)) = outcomes.iter().find(|o| o.is_err()) {
+        tracing::warn!(error = %e, "cannot delete expired events; will retry");
+    }
+    outcomes.iter().filter(|o| matches!(o, Ok(true))).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_looked_at_every_minute_or_every_ttl_when_shorter() {
+        assert_eq!(event_expiry_period(DEFAULT_EVENT_TTL), Duration::from_secs(60));
+        assert_eq!(event_expiry_period(Duration::from_secs(5)), Duration::from_secs(5));
+        assert_eq!(event_expiry_period(Duration::from_millis(10)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn an_event_expires_ttl_after_its_last_activity() {
+        let event = serde_json::to_vec(&serde_json::json!({
+            "metadata": {"name": "db.1", "namespace": "app", "creationTimestamp": "2025-01-02T03:00:00Z"},
+            "lastTimestamp": "2025-01-02T03:30:00Z",
+        }))
+        .unwrap();
+        let last = 1_735_788_600; // 2025-01-02T03:30:00Z
+        assert!(!is_expired(&event, DEFAULT_EVENT_TTL, last + 3599));
+        assert!(is_expired(&event, DEFAULT_EVENT_TTL, last + 3600));
+        assert!(is_expired(&event, Duration::from_secs(2), last + 2));
+        assert!(!is_expired(&event, Duration::MAX, i64::MAX), "a huge TTL never overflows into expiry");
+        assert!(!is_expired(br#"{"metadata":{"name":"x"}}"#, Duration::from_secs(1), last), "no timestamp: kept");
     }
 }

@@ -683,7 +683,7 @@ mod tests {
             .iter()
             .map(|r| &r["resource"])
             .collect();
-        assert_eq!(names, ["namespaces", "secrets", "serviceaccounts"]);
+        assert_eq!(names, ["events", "namespaces", "secrets", "serviceaccounts"]);
         let sa = resource(&document, 0, "serviceaccounts");
         assert_eq!(sa["shortNames"], json!(["sa"]));
         assert_eq!(sa["scope"], "Namespaced");
@@ -695,7 +695,37 @@ mod tests {
 
         let legacy = api_resource_list(&served(), "", "v1").unwrap();
         let names: Vec<&Value> = legacy["resources"].as_array().unwrap().iter().map(|r| &r["name"]).collect();
-        assert_eq!(names, ["namespaces", "secrets", "serviceaccounts", "serviceaccounts/token"]);
+        assert_eq!(names, ["events", "namespaces", "secrets", "serviceaccounts", "serviceaccounts/token"]);
+    }
+
+    #[test]
+    fn served_core_lists_events_as_kube_apiserver_does() {
+        let document = aggregated(&served(), true, DiscoveryFormat::AggregatedV2);
+        assert_eq!(
+            *resource(&document, 0, "events"),
+            json!({
+                "resource": "events",
+                "responseKind": {"group": "", "version": "v1", "kind": "Event"},
+                "scope": "Namespaced",
+                "singularResource": "event",
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "shortNames": ["ev"],
+            })
+        );
+        let legacy = api_resource_list(&served(), "", "v1").unwrap();
+        assert_eq!(
+            legacy["resources"][0],
+            json!({
+                "name": "events",
+                "singularName": "event",
+                "namespaced": true,
+                "kind": "Event",
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "shortNames": ["ev"],
+                // As a real cluster reports it.
+                "storageVersionHash": "r2yiGXH7wu8=",
+            })
+        );
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub struct Config {
     pub limits: Limits,
     pub identity: IdentityConfig,
     pub audit: AuditConfig,
+    /// How long an Event is kept after its last activity (`--event-ttl`); zero keeps Events
+    /// forever. [`controllers::DEFAULT_EVENT_TTL`] (one hour) is kube-apiserver's default.
+    pub event_ttl: Duration,
 }
 
 /// Admission limits; beyond them requests get 429 `TooManyRequests` with `Retry-After: 1`, which
@@ -238,6 +241,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()>) ->
         .await
         .map_err(|source| StartError::Bootstrap { namespace: "(RBAC policy)".into(), source })?;
     tokio::spawn(controllers::run(server.clone()));
+    tokio::spawn(controllers::expire_events(server.clone(), config.event_ttl));
 
     let (tls, client_verifier) = tls_config(&pki)?;
     let listener =

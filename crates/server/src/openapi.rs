@@ -37,9 +37,10 @@ use crate::registry::ResourceInfo;
 /// The embedded schema files: `components.schemas` entries of Kubernetes' release-1.32 OpenAPI v3
 /// documents, keyed by schema name, unchanged.
 const SCHEMA_FILES: &[(&str, &str)] = &[
-    // io.k8s.apimachinery: ObjectMeta, ListMeta, Status, DeleteOptions, Patch, WatchEvent, … .
+    // io.k8s.apimachinery: ObjectMeta, ListMeta, Status, DeleteOptions, Patch, WatchEvent,
+    // MicroTime, … .
     ("meta_v1.json", include_str!("openapi/meta_v1.json")),
-    // io.k8s.api.core.v1: Secret, Namespace, ServiceAccount, their lists and parts.
+    // io.k8s.api.core.v1: Secret, Namespace, ServiceAccount, Event, their lists and parts.
     ("core_v1.json", include_str!("openapi/core_v1.json")),
     // io.k8s.api.rbac.v1: Role, ClusterRole, RoleBinding, ClusterRoleBinding, lists and parts.
     ("rbac_v1.json", include_str!("openapi/rbac_v1.json")),
@@ -846,6 +847,61 @@ mod tests {
         let all = &paths["/api/v1/secrets"];
         assert!(all["get"].get("parameters").is_none());
         assert!(has_query_parameter(all, "labelSelector"));
+    }
+
+    #[test]
+    fn core_document_serves_events_as_kube_apiserver_does() {
+        let document = group_version(&served(), "", "v1").unwrap();
+        let paths = &document["paths"];
+        let ids = |path: &str| -> Vec<(String, String)> {
+            paths[path]
+                .as_object()
+                .unwrap_or_else(|| panic!("{path} is served"))
+                .iter()
+                .filter(|(method, _)| *method != "parameters")
+                .map(|(method, op)| (method.clone(), op["operationId"].as_str().unwrap().to_string()))
+                .collect()
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(m, id)| (m.to_string(), id.to_string())).collect()
+        };
+        // Operation ids as in Kubernetes 1.32's api__v1_openapi.json.
+        assert_eq!(ids("/api/v1/events"), pairs(&[("get", "listCoreV1EventForAllNamespaces")]));
+        assert_eq!(
+            ids("/api/v1/namespaces/{namespace}/events"),
+            pairs(&[
+                ("delete", "deleteCoreV1CollectionNamespacedEvent"),
+                ("get", "listCoreV1NamespacedEvent"),
+                ("post", "createCoreV1NamespacedEvent"),
+            ])
+        );
+        assert_eq!(
+            ids("/api/v1/namespaces/{namespace}/events/{name}"),
+            pairs(&[
+                ("delete", "deleteCoreV1NamespacedEvent"),
+                ("get", "readCoreV1NamespacedEvent"),
+                ("patch", "patchCoreV1NamespacedEvent"),
+                ("put", "replaceCoreV1NamespacedEvent"),
+            ])
+        );
+        let patch = &paths["/api/v1/namespaces/{namespace}/events/{name}"]["patch"];
+        assert!(has_query_parameter(patch, "fieldValidation"), "kubectl apply leaves validation to the server");
+        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "", "version": "v1", "kind": "Event"}));
+        let schemas = &document["components"]["schemas"];
+        for name in [
+            "io.k8s.api.core.v1.Event",
+            "io.k8s.api.core.v1.EventList",
+            "io.k8s.api.core.v1.EventSeries",
+            "io.k8s.api.core.v1.EventSource",
+            "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime",
+        ] {
+            assert!(schemas.get(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            schemas["io.k8s.api.core.v1.Event"]["properties"]["involvedObject"]["description"],
+            "The object that this event is about."
+        );
+        assert!(dangling_refs(&document, &document).is_empty());
     }
 
     #[test]

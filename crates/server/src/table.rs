@@ -33,6 +33,7 @@ pub fn row(obj: &ServedObject, include: IncludeObject, now: i64) -> Value {
             Cell::Age => {
                 Value::String(obj.created.map(|t| human_duration(now - t)).unwrap_or_else(|| "<unknown>".into()))
             }
+            Cell::Since(t) => Value::String(t.map(|t| human_duration(now - t)).unwrap_or_else(|| "<unknown>".into())),
             Cell::Value(v) => v.clone(),
         })
         .collect();

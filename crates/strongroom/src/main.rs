@@ -206,6 +206,10 @@ struct ServerArgs {
     /// Serve requests that return secret data even when their audit record cannot be written.
     #[arg(long)]
     audit_fail_open: bool,
+    /// How long Events are kept after their last activity (kube-apiserver's flag and default;
+    /// 0 keeps them forever).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    event_ttl: Duration,
 }
 
 #[derive(Subcommand)]
@@ -478,6 +482,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             policy_file: args.audit_policy_file,
             fail_open: args.audit_fail_open,
         },
+        event_ttl: args.event_ttl,
     };
     strongroom_server::run(config, shutdown_signal()).await?;
     tracing::info!("stopped");

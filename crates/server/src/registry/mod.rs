@@ -9,6 +9,7 @@
 //! Architecture invariant: strategies are pure functions of their inputs (objects as
 //! `serde_json::Value`, the clock passed in); they never touch storage or HTTP.
 
+pub mod event;
 pub mod namespace;
 pub mod rbac;
 pub mod review;
@@ -108,6 +109,10 @@ pub const AGE_COLUMN: Column = Column {
 pub enum Cell {
     Name,
     Age,
+    /// The time elapsed since a moment (Unix seconds), computed when the table is rendered and
+    /// printed as the Age column is (an Event's LAST SEEN); `<unknown>` without a moment, as
+    /// kube-apiserver's `translateTimestampSince` prints a zero time.
+    Since(Option<i64>),
     Value(Value),
 }
 
@@ -177,6 +182,7 @@ impl Registry {
                 Box::new(secret::SecretStrategy::new(digest_key)),
                 Box::new(namespace::NamespaceStrategy::new()),
                 Box::new(serviceaccount::ServiceAccountStrategy::new()),
+                Box::new(event::EventStrategy::new()),
                 Box::new(rbac::RoleStrategy::new()),
                 Box::new(rbac::ClusterRoleStrategy::new()),
                 Box::new(rbac::RoleBindingStrategy::new()),

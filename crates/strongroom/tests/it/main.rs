@@ -7,6 +7,7 @@ mod canary;
 mod corruption;
 mod durability;
 mod encryption;
+mod events;
 mod kube_client;
 mod kubectl;
 mod leaks;

@@ -862,7 +862,7 @@ fn back_off(exits: u32) -> Duration {
 }
 
 /// The Secrets a volume reads.
-fn volume_secret_names(v: &Volume) -> Vec<String> {
+pub(crate) fn volume_secret_names(v: &Volume) -> Vec<String> {
     let mut names = Vec::new();
     if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
         names.push(s);

@@ -207,14 +207,7 @@ fn used_secrets(pod: &Pod, container: &str) -> Vec<String> {
     }
     let mounted: Vec<&str> = c.volume_mounts.iter().flatten().map(|m| m.name.as_str()).collect();
     for v in spec.volumes.iter().flatten().filter(|v| mounted.contains(&v.name.as_str())) {
-        if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
-            names.push(s);
-        }
-        for source in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
-            if let Some(s) = source.secret.as_ref() {
-                names.push(s.name.clone());
-            }
-        }
+        names.extend(agent::volume_secret_names(v));
     }
     names.sort();
     names.dedup();
